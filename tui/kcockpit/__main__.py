@@ -1,0 +1,3 @@
+from kcockpit.cli import main
+
+raise SystemExit(main())

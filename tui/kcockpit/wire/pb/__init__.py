@@ -1,0 +1,1 @@
+"""Generated Hubble stubs; see kcockpit.wire.protogen."""
