@@ -1,0 +1,392 @@
+"""FlowRecord: the compact, decoded-once view of one Hubble flow.
+
+The reader thread builds one per received flow, so construction touches only what the
+list view, the filters' fast paths and the aggregates need. The original
+GetFlowsResponse bytes stay on the record: the detail view and the exporter parse them
+again on demand (`record.response()`), so nothing the server sent is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from kcockpit.wire.hubble_pb import GetFlowsResponse, flow_pb
+
+# Enum numbers used on hot paths, spelled once.
+VERDICT_FORWARDED = flow_pb.FORWARDED
+VERDICT_DROPPED = flow_pb.DROPPED
+VERDICT_ERROR = flow_pb.ERROR
+VERDICT_AUDIT = flow_pb.AUDIT
+DIRECTION_INGRESS = flow_pb.INGRESS
+DIRECTION_EGRESS = flow_pb.EGRESS
+
+VERDICT_NAMES = {v.number: v.name for v in flow_pb.Verdict.DESCRIPTOR.values}
+DROP_REASON_NAMES = {v.number: v.name for v in flow_pb.DropReason.DESCRIPTOR.values}
+DIRECTION_NAMES = {0: "unknown", 1: "ingress", 2: "egress"}
+RESERVED_IDENTITIES = {
+    1: "host",
+    2: "world",
+    3: "unmanaged",
+    4: "health",
+    5: "init",
+    6: "remote-node",
+    7: "kube-apiserver",
+    8: "ingress",
+}
+_TCP_FLAG_NAMES = ("SYN", "ACK", "PSH", "FIN", "RST", "URG", "ECE", "CWR", "NS")
+DNS_RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+
+
+@dataclass(slots=True, frozen=True)
+class EndpointInfo:
+    """One side of a flow, reduced to what is displayed and aggregated."""
+
+    namespace: str
+    pod: str
+    workload: str  # first workload name, or "" when the endpoint has none
+    identity: int
+    ip: str
+    port: int
+    labels: tuple[str, ...]
+    names: tuple[str, ...]  # DNS names for the IP (world endpoints)
+    service: str  # "ns/name" of the Kubernetes Service, or ""
+
+    @property
+    def reserved(self) -> str:
+        """The reserved identity name (world, host, ...) or ""."""
+        return RESERVED_IDENTITIES.get(self.identity, "")
+
+    def app(self) -> str:
+        """The value of the app label (any source prefix), or ""."""
+        for label in self.labels:
+            key, _, value = label.partition("=")
+            if key.rsplit(":", 1)[-1] in ("app", "app.kubernetes.io/name", "k8s-app"):
+                return value
+        return ""
+
+    def display_name(self) -> str:
+        """How Hubble UI names an endpoint: ns/pod, else the reserved name or DNS name, else the IP."""
+        if self.pod:
+            return f"{self.namespace}/{self.pod}" if self.namespace else self.pod
+        if self.names:
+            return self.names[0]
+        if self.reserved:
+            return self.reserved if not self.ip else f"{self.reserved} {self.ip}"
+        return self.ip or "?"
+
+    def short_name(self) -> str:
+        """The endpoint as the flow list names it, without its namespace: workload (else app
+        label, else pod) in the cluster, else its Service, the DNS name of a world IP (else
+        the IP), the name of a reserved identity (host, remote-node, ...), else the IP."""
+        if self.workload:
+            return self.workload
+        if self.namespace and (app := self.app()):
+            return app
+        if self.pod:
+            return self.pod
+        if self.service:
+            return self.service.partition("/")[2]
+        if self.names:
+            return self.names[0]
+        if self.reserved == "world":
+            return self.ip or "world"
+        return self.reserved or self.ip or "?"
+
+    def workload_name(self) -> str:
+        """ns/workload for cluster endpoints, else the display name: the unit the services tree uses."""
+        if self.workload:
+            return f"{self.namespace}/{self.workload}" if self.namespace else self.workload
+        app = self.app()
+        if app and self.namespace:
+            return f"{self.namespace}/{app}"
+        if self.reserved == "world" and self.names:
+            return self.names[0]
+        return self.reserved or self.display_name()
+
+
+def _endpoint(ep, ip: str, port: int, names, service) -> EndpointInfo:
+    workloads = ep.workloads
+    return EndpointInfo(
+        namespace=ep.namespace,
+        pod=ep.pod_name,
+        workload=workloads[0].name if workloads else "",
+        identity=ep.identity,
+        ip=ip,
+        port=port,
+        labels=tuple(ep.labels),
+        names=tuple(names),
+        service=f"{service.namespace}/{service.name}" if service.name else "",
+    )
+
+
+L7_REQUEST = flow_pb.REQUEST
+L7_RESPONSE = flow_pb.RESPONSE
+_L7_ARROWS = {L7_REQUEST: "→ ", L7_RESPONSE: "← "}
+MIN_SUBJECT = 6  # cells of a path or DNS name (ellipsis included) worth keeping when shortening
+
+
+def url_path(url: str) -> str:
+    """`http://cartservice:8080/api/cart?x=1` -> `/api/cart?x=1`: the host is already the
+    flow's destination. A URL that is already a path is returned as it is."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    slash = rest.find("/")
+    return rest[slash:] if slash >= 0 else "/"
+
+
+def format_latency(latency_ns: int) -> str:
+    """`1.2ms`, `12ms`, `5.0s`: two or three significant digits in at most 6 cells."""
+    milliseconds = latency_ns / 1_000_000
+    if milliseconds >= 1000:
+        return f"{milliseconds / 1000:.1f}s"
+    return f"{milliseconds:.0f}ms" if milliseconds >= 10 else f"{milliseconds:.1f}ms"
+
+
+def _cut(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    return "" if width <= 0 else text[: width - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class L7Summary:
+    """A flow's L7 record on one line, in parts so that a narrow column shortens it well.
+
+    `lead` (arrow, HTTP status, drop reason) and `outcome` (DNS rcode) always stay;
+    `subject` (URL path, DNS name) is cut at its end; `extra` (latency) goes first, then
+    `label` (method, "DNS A"), before the subject is cut below MIN_SUBJECT cells.
+    Requests read `→ GET /api/products`, responses `← 200 GET /api/products 12ms`,
+    DNS `→ DNS A example.com.` and `← DNS A example.com. NXDOMAIN`.
+    """
+
+    lead: str = ""
+    label: str = ""
+    subject: str = ""
+    outcome: str = ""
+    extra: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.lead + self.label + self.subject + self.outcome + self.extra
+
+    def with_prefix(self, prefix: str) -> L7Summary:
+        """The same summary behind `prefix` (a drop reason), which is never shortened."""
+        if not self.text:
+            return replace(self, lead=prefix.rstrip())
+        return replace(self, lead=prefix + self.lead)
+
+    def fit(self, width: int) -> str:
+        """The most informative text of at most `width` cells (not padded)."""
+        text = self.text
+        if len(text) <= width:
+            return text
+        subject = self.subject
+        for label, extra in ((self.label, self.extra), (self.label, ""), ("", "")):
+            room = width - len(self.lead) - len(label) - len(self.outcome) - len(extra)
+            if room >= min(MIN_SUBJECT, len(subject)):
+                return self.lead + label + _cut(subject, room) + self.outcome + extra
+        room = width - len(self.lead) - len(self.outcome)
+        if subject and room >= 1:
+            return self.lead + _cut(subject, room) + self.outcome
+        return _cut(text, width)
+
+
+_DETAIL_FIELDS = (
+    "uuid",
+    "drop_reason",
+    "flow_type",
+    "event_type",
+    "direction",
+    "is_reply",
+    "protocol",
+    "tcp_flags",
+    "source",
+    "destination",
+    "l7_kind",
+    "l7_type",
+    "latency_ns",
+    "http_method",
+    "http_url",
+    "http_code",
+    "dns_query",
+    "dns_rcode",
+    "dns_qtypes",
+    "dns_ips",
+    "summary",
+)
+
+
+class FlowRecord:
+    """A received flow. `raw` is the GetFlowsResponse exactly as it came off the wire.
+
+    Only `time_ns`, `verdict` and `node` are decoded when the record is made (that keeps
+    ingest above 100k flows/s); the other attributes are decoded together, once, the
+    first time any of them is read. Attribute meanings:
+    flow_type (FlowType: 1 L3_L4, 2 L7), event_type (CiliumEventType.type: 1 drop,
+    4 trace, 5 policy verdict, 129 L7), direction (TrafficDirection), is_reply (None when
+    unknown), protocol ("TCP", "UDP", "ICMPv4", "ICMPv6", "SCTP" or ""), tcp_flags
+    (names of the set flags), l7_kind ("", "http", "dns", "kafka"), l7_type (1 request,
+    2 response), source/destination (EndpointInfo).
+    """
+
+    __slots__ = ("raw", "time_ns", "verdict", "node", *_DETAIL_FIELDS)
+
+    uuid: str
+    drop_reason: int
+    flow_type: int
+    event_type: int
+    direction: int
+    is_reply: bool | None
+    protocol: str
+    tcp_flags: tuple[str, ...]
+    source: EndpointInfo
+    destination: EndpointInfo
+    l7_kind: str
+    l7_type: int
+    latency_ns: int
+    http_method: str
+    http_url: str
+    http_code: int
+    dns_query: str
+    dns_rcode: int
+    dns_qtypes: tuple[str, ...]
+    dns_ips: tuple[str, ...]
+    summary: str
+
+    def __init__(self, raw: bytes, time_ns: int, verdict: int, node: str) -> None:
+        self.raw = raw
+        self.time_ns = time_ns
+        self.verdict = verdict
+        self.node = node
+
+    def __repr__(self) -> str:
+        return f"FlowRecord(time_ns={self.time_ns}, node={self.node!r}, verdict={self.verdict_name})"
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> FlowRecord | None:
+        """Decode a serialized GetFlowsResponse; None when it does not carry a flow."""
+        response = GetFlowsResponse.FromString(raw)
+        if response.WhichOneof("response_types") != "flow":
+            return None
+        flow = response.flow
+        t = flow.time
+        return cls(raw, t.seconds * 1_000_000_000 + t.nanos, flow.verdict, flow.node_name)
+
+    @classmethod
+    def from_flow(cls, flow, raw: bytes | None = None) -> FlowRecord:
+        """Build from a flow_pb.Flow; raw defaults to the flow wrapped in a GetFlowsResponse."""
+        if raw is None:
+            raw = GetFlowsResponse(flow=flow, node_name=flow.node_name, time=flow.time).SerializeToString()
+        t = flow.time
+        return cls(raw, t.seconds * 1_000_000_000 + t.nanos, flow.verdict, flow.node_name)
+
+    def __getattr__(self, name: str):
+        # Reached only for detail slots not yet filled: decode them all at once.
+        if name in _DETAIL_FIELDS:
+            self._decode_details()
+            return object.__getattribute__(self, name)
+        raise AttributeError(name)
+
+    def _decode_details(self) -> None:
+        flow = GetFlowsResponse.FromString(self.raw).flow
+        l4 = flow.l4
+        protocol = l4.WhichOneof("protocol") or ""
+        src_port = dst_port = 0
+        flags: tuple[str, ...] = ()
+        if protocol:
+            layer = getattr(l4, protocol)
+            if protocol in ("TCP", "UDP", "SCTP"):
+                src_port, dst_port = layer.source_port, layer.destination_port
+            if protocol == "TCP" and layer.HasField("flags"):
+                f = layer.flags
+                flags = tuple(name for name in _TCP_FLAG_NAMES if getattr(f, name))
+        ip = flow.IP
+        l7 = flow.l7
+        l7_kind = l7.WhichOneof("record") or ""
+        # Each slot is assigned once, with its final value: another thread reading the record
+        # meanwhile either finds a slot empty (and decodes too) or sees the right value.
+        http_method = http_url = dns_query = ""
+        http_code = dns_rcode = 0
+        dns_qtypes: tuple[str, ...] = ()
+        dns_ips: tuple[str, ...] = ()
+        if l7_kind == "http":
+            http = l7.http
+            http_method, http_url, http_code = http.method, http.url, http.code
+        elif l7_kind == "dns":
+            dns = l7.dns
+            dns_query, dns_rcode, dns_qtypes, dns_ips = dns.query, dns.rcode, tuple(dns.qtypes), tuple(dns.ips)
+        self.http_method, self.http_url, self.http_code = http_method, http_url, http_code
+        self.dns_query, self.dns_rcode, self.dns_qtypes, self.dns_ips = dns_query, dns_rcode, dns_qtypes, dns_ips
+        self.uuid = flow.uuid
+        self.drop_reason = flow.drop_reason_desc or flow.drop_reason
+        self.flow_type = flow.Type
+        self.event_type = flow.event_type.type
+        self.direction = flow.traffic_direction
+        self.is_reply = flow.is_reply.value if flow.HasField("is_reply") else None
+        self.protocol = protocol
+        self.tcp_flags = flags
+        self.source = _endpoint(flow.source, ip.source, src_port, flow.source_names, flow.source_service)
+        self.destination = _endpoint(
+            flow.destination, ip.destination, dst_port, flow.destination_names, flow.destination_service
+        )
+        self.l7_kind = l7_kind
+        self.l7_type = l7.type
+        self.latency_ns = l7.latency_ns
+        self.summary = flow.Summary
+
+    def decoded(self) -> FlowRecord:
+        """This record if its details are decoded already, else a decoded copy that is not
+        kept: a pass over many records (aggregation keys) then leaves them as light as they
+        were, instead of holding every decoded field of every record in memory."""
+        try:
+            object.__getattribute__(self, "source")
+            return self
+        except AttributeError:
+            return FlowRecord(self.raw, self.time_ns, self.verdict, self.node)
+
+    def response(self):
+        """The full GetFlowsResponse, parsed again from the original bytes."""
+        return GetFlowsResponse.FromString(self.raw)
+
+    def flow(self):
+        """The full flow_pb.Flow, parsed again from the original bytes."""
+        return GetFlowsResponse.FromString(self.raw).flow
+
+    @property
+    def verdict_name(self) -> str:
+        return VERDICT_NAMES.get(self.verdict, str(self.verdict))
+
+    @property
+    def drop_reason_name(self) -> str:
+        return DROP_REASON_NAMES.get(self.drop_reason, str(self.drop_reason)) if self.drop_reason else ""
+
+    @property
+    def dns_rcode_name(self) -> str:
+        return DNS_RCODE_NAMES.get(self.dns_rcode, str(self.dns_rcode))
+
+    def l7_summary(self) -> L7Summary:
+        """The L7 record in the flow list's words (see L7Summary); empty without one."""
+        kind = self.l7_kind
+        if not kind:
+            return L7Summary()
+        arrow = _L7_ARROWS.get(self.l7_type, "")
+        response = self.l7_type == L7_RESPONSE
+        if kind == "http":
+            method = f"{self.http_method} " if self.http_method else ""
+            path = url_path(self.http_url)
+            if not response:
+                return L7Summary(arrow, method, path)
+            code = f"{self.http_code} " if self.http_code else ""
+            latency = f" {format_latency(self.latency_ns)}" if self.latency_ns else ""
+            return L7Summary(arrow + code, method, path, extra=latency)
+        if kind == "dns":
+            label = f"DNS {','.join(self.dns_qtypes) or '?'} "
+            return L7Summary(arrow, label, self.dns_query, f" {self.dns_rcode_name}" if response else "")
+        return L7Summary(arrow, kind.capitalize())
+
+    def l7_info(self, width: int | None = None) -> str:
+        """One-line L7 description, as in Hubble UI's L7 info column (`← 200 GET /api 12ms`,
+        `→ DNS A example.com.`), shortened to `width` cells when given; "" without L7."""
+        summary = self.l7_summary()
+        return summary.text if width is None else summary.fit(width)
