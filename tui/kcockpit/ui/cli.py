@@ -1,0 +1,181 @@
+"""`kcockpit` itself: open the cockpit on a Hubble server, the embedded demo, or a capture file.
+
+`add_arguments(parser)` and `run(args) -> int` are what the top-level command calls.
+Everything that can be wrong with the arguments (a bad address, an unreadable file, a
+filter that does not parse) is reported as one line before the screen is taken over.
+What can only fail later (a kubeconfig, RBAC, an unreachable API server or Prometheus)
+shows in the status bar instead, and flows keep flowing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from kcockpit.model.store import DEFAULT_CAPACITY
+from kcockpit.sources.kubernetes import add_kubernetes_arguments
+from kcockpit.wire.connection import add_connection_arguments
+from kcockpit.wire.prometheus import add_prometheus_arguments
+
+THEME_NAMES = ("dark", "light", "high-contrast")
+DEFAULT_DEMO_RATE = 300.0  # flows/s: busy enough to look alive, slow enough to read
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_connection_arguments(parser)
+    source = parser.add_argument_group("other flow sources (instead of a Hubble server)")
+    source.add_argument(
+        "--demo",
+        action="store_true",
+        help="run the simulated cluster (OpenTelemetry demo shop on Cilium) inside kcockpit and "
+        "connect to it; keys ] and [ step its scenario: healthy -> broken DNS -> fixed. It also serves "
+        "its Kubernetes API (policies are read from it) and metrics on loopback ports, and starts a "
+        "Prometheus scraping them when `prometheus` is on PATH",
+    )
+    source.add_argument("--seed", type=int, default=1, help="seed of the demo cluster (default: 1)")
+    source.add_argument(
+        "--rate", type=float, default=DEFAULT_DEMO_RATE, metavar="FLOWS_PER_S",
+        help=f"flows per second the demo cluster produces (default: {DEFAULT_DEMO_RATE:.0f})",
+    )
+    source.add_argument(
+        "--input-file", metavar="FILE",
+        help="open a capture written by `hubble observe -o jsonpb` (or exported with x); - reads stdin",
+    )
+    add_kubernetes_arguments(parser)
+    add_prometheus_arguments(parser)
+    view = parser.add_argument_group("view")
+    view.add_argument(
+        "--buffer-size", type=int, default=DEFAULT_CAPACITY, metavar="FLOWS",
+        help=f"flows kept in memory; the oldest are evicted beyond it (default: {DEFAULT_CAPACITY})",
+    )
+    view.add_argument(
+        "--theme", choices=THEME_NAMES, default="dark",
+        help="colour theme (default: dark; ctrl+t cycles). NO_COLOR=1 turns colour off",
+    )
+    view.add_argument("--filter", default="", metavar="TEXT", help="initial filter, e.g. 'ns=otel-demo dropped'")
+    view.add_argument(
+        "--export-dir", default=".", metavar="DIR",
+        help="where x writes exported captures and s (in a flow's detail) saves policy fixes (default: .)",
+    )
+
+
+def _fail(message: str):
+    from kcockpit.cli import CliError
+
+    return CliError(message)
+
+
+def _reattach_terminal() -> None:
+    """After reading a capture from a pipe, take keyboard input from the terminal instead."""
+    try:
+        tty = os.open("/dev/tty", os.O_RDONLY)
+    except OSError:
+        raise _fail("--input-file - read the capture from stdin, but there is no terminal for the keyboard") from None
+    os.dup2(tty, 0)
+    os.close(tty)
+    sys.stdin = open(0, closefd=False)
+
+
+def _prometheus_config(args: argparse.Namespace):
+    from kcockpit.wire.prometheus import PrometheusConfigError, prometheus_config_from_args
+
+    try:
+        return prometheus_config_from_args(args)
+    except PrometheusConfigError as error:
+        raise _fail(str(error)) from None
+
+
+def _check_policy_options(args: argparse.Namespace) -> None:
+    chosen = [flag for flag, on in (("--policies", args.policies), ("--no-kubernetes", args.no_kubernetes)) if on]
+    if len(chosen) > 1:
+        raise _fail("--policies and --no-kubernetes contradict each other: pass only one")
+    if args.demo and (args.kubeconfig or args.context):
+        raise _fail("--demo serves its own Kubernetes API; --kubeconfig and --context are for real clusters")
+    if (args.kubeconfig or args.context) and chosen:
+        raise _fail(f"--kubeconfig/--context read a cluster, {chosen[0]} says not to: pass only one")
+    if args.policies and not os.path.exists(args.policies):
+        raise _fail(f"--policies {args.policies!r}: no such file or directory (a folder of YAML/JSON manifests)")
+
+
+def _integrations(args: argparse.Namespace, prometheus_config):
+    from kcockpit.ui.integrations import Integrations, PrometheusFeed, policy_feed_from_args
+
+    return Integrations(policy_feed_from_args(args), PrometheusFeed(prometheus_config))
+
+
+def _session(args: argparse.Namespace, store):
+    if args.demo and args.input_file:
+        raise _fail("--demo and --input-file are two different sources: pass only one")
+    _check_policy_options(args)
+    prometheus_config = _prometheus_config(args)
+    session = _flow_session(args, store, prometheus_config)
+    if session.integrations is None:
+        session.integrations = _integrations(args, prometheus_config)
+    return session
+
+
+def _flow_session(args: argparse.Namespace, store, prometheus_config):
+    if args.input_file:
+        from kcockpit.sources.capture import CaptureError
+        from kcockpit.ui.session import CaptureSession
+
+        try:
+            session = CaptureSession(args.input_file, store)
+        except CaptureError as error:
+            raise _fail(str(error)) from None
+        result = session.result
+        if not result.records and result.problems:
+            raise _fail(f"no flows in {result.source}: {result.skipped} malformed lines (first: {result.problems[0]})")
+        if args.input_file == "-":
+            _reattach_terminal()
+        return session
+    if args.demo:
+        if args.rate <= 0:
+            raise _fail(f"--rate must be positive, got {args.rate}")
+        from kcockpit.sim.embedded import DemoCluster
+        from kcockpit.ui.integrations import PrometheusFeed, policy_feed_from_args
+        from kcockpit.ui.session import DemoSession
+
+        explicit_policy = args.policies or args.no_kubernetes
+        try:
+            return DemoSession(
+                DemoCluster(seed=args.seed, rate=args.rate),
+                store,
+                services=True,
+                policy=policy_feed_from_args(args) if explicit_policy else None,
+                prometheus=PrometheusFeed(prometheus_config) if prometheus_config else None,
+            )
+        except OSError as error:
+            raise _fail(f"cannot start the demo cluster: {error}") from None
+    from kcockpit.wire.connection import HubbleError, connection_from_args
+    from kcockpit.ui.session import HubbleSession
+
+    try:
+        connection = connection_from_args(args)
+    except HubbleError as error:
+        raise _fail(str(error)) from None
+    return HubbleSession(connection, store)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kcockpit.model.store import FlowStore
+    from kcockpit.ui.filtering import compile_filter
+
+    if args.buffer_size < 1:
+        raise _fail(f"--buffer-size must be at least 1, got {args.buffer_size}")
+    export_dir = Path(args.export_dir)
+    if not export_dir.is_dir():
+        raise _fail(f"--export-dir {args.export_dir!r} is not a directory")
+    initial = compile_filter(args.filter)
+    if initial.error:
+        raise _fail(f"--filter {args.filter!r}: {initial.error.lstrip('✗ ')}")
+    session = _session(args, FlowStore(args.buffer_size))
+
+    from kcockpit.ui.app import CockpitApp
+
+    app = CockpitApp(session, initial_filter=args.filter, theme=args.theme, export_dir=export_dir, quit_on_signals=True)
+    result = app.run()
+    return result if isinstance(result, int) else (app.return_code or 0)

@@ -1,0 +1,261 @@
+"""Where the cockpit's flows come from: a Hubble server, the embedded demo cluster, or a file.
+
+A session owns the FlowStore and whatever fills it, and answers the status bar's questions
+(connection state, nodes) and the namespace picker's. The app never sees gRPC: it calls
+these methods and reads the store. `integrations` (policy data, Prometheus) travel with
+the session and start and stop with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from kcockpit.model.store import FlowStore
+from kcockpit.sources.capture import CaptureResult, load_capture
+from kcockpit.sources.hubble import FlowStream, StreamStatus
+from kcockpit.ui.integrations import Integrations, PolicyFeed, PrometheusFeed, kubeconfig_feed
+from kcockpit.wire.connection import HubbleConnection, HubbleError
+from kcockpit.wire.hubble_client import HubbleClient, to_timestamp
+
+HISTORY_FLOWS = 2000  # flows asked for when connecting, so the screen is not empty at first
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    state: str  # connecting, live, retrying, offline, stopped, error
+    detail: str = ""
+
+
+class Session:
+    """Base: a source of flows for the cockpit."""
+
+    label = ""
+    kind = ""  # "hubble", "demo", "file"
+
+    def __init__(self, store: FlowStore) -> None:
+        self.store = store
+        self.integrations: Integrations | None = None
+
+    def start(self) -> None:
+        """Begin filling the store (returns at once)."""
+        if self.integrations is not None:
+            self.integrations.start()
+
+    async def stop(self) -> None:
+        """Stop filling the store and release connections."""
+        if self.integrations is not None:
+            await self.integrations.stop()
+
+    def state(self) -> SessionState:
+        return SessionState("offline")
+
+    @property
+    def server_side_filters(self) -> bool:
+        """Whether filters are also sent to a server (else they only apply locally)."""
+        return False
+
+    def apply_filter(self, whitelist: Iterable, blacklist: Iterable) -> None:
+        """Ask the source for only the flows that match (no-op for offline sources)."""
+
+    def filter_generation(self) -> int:
+        """Grows each time a request carrying the latest filters goes live, so the app knows
+        when everything still arriving was filtered by the server (see CockpitApp._drain)."""
+        return 0
+
+    async def node_counts(self) -> tuple[int, int] | None:
+        """(connected, total) nodes, or None when the source has no notion of nodes."""
+        return None
+
+    async def namespaces(self) -> list[str]:
+        """Namespaces seen recently, sorted."""
+        names = {r.source.namespace for r in self.store.latest(5000)}
+        names |= {r.destination.namespace for r in self.store.latest(5000)}
+        names.discard("")
+        return sorted(names)
+
+
+class HubbleSession(Session):
+    """A live Hubble server or Relay: a FlowStream on its reader thread plus an async client
+    for ServerStatus and GetNamespaces."""
+
+    kind = "hubble"
+
+    def __init__(
+        self,
+        connection: HubbleConnection,
+        store: FlowStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        history: int = HISTORY_FLOWS,
+    ) -> None:
+        super().__init__(store)
+        self.connection = connection
+        self.label = connection.server
+        self._clock = clock
+        self.stream = FlowStream(connection, store, number=history, follow=True, clock=clock)
+        self.client = HubbleClient(connection)
+        self._status_error = ""
+
+    def start(self) -> None:
+        super().start()
+        self.stream.start()
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.stream.aclose()
+        await self.client.close()
+
+    @property
+    def server_side_filters(self) -> bool:
+        return True
+
+    def state(self) -> SessionState:
+        state = self.stream.state
+        status = state.status
+        if status is StreamStatus.RETRYING:
+            wait = state.retry_in(self._clock())
+            return SessionState("retrying", f"in {wait:.0f} s: {state.error}")
+        if status is StreamStatus.ERROR:
+            return SessionState("error", state.error)
+        if status is StreamStatus.ENDED:
+            return SessionState("stopped", "the server ended the stream")
+        return SessionState(status.value)
+
+    def apply_filter(self, whitelist: Iterable, blacklist: Iterable) -> None:
+        # The store already holds the history: ask only for what is newer than its newest flow.
+        newest = self.store.latest(1)
+        self.stream.number = None if newest else HISTORY_FLOWS
+        self.stream.since = to_timestamp(newest[0].time_ns) if newest else None
+        self.stream.restart(whitelist=list(whitelist), blacklist=list(blacklist))
+
+    def filter_generation(self) -> int:
+        return self.stream.connects
+
+    async def node_counts(self) -> tuple[int, int] | None:
+        try:
+            status = await self.client.server_status()
+        except HubbleError:
+            return None
+        connected = status.num_connected_nodes.value if status.HasField("num_connected_nodes") else 1
+        unavailable = status.num_unavailable_nodes.value if status.HasField("num_unavailable_nodes") else 0
+        return connected, connected + unavailable
+
+    async def namespaces(self) -> list[str]:
+        try:
+            found = await asyncio.wait_for(self.client.get_namespaces(), timeout=5)
+        except (HubbleError, asyncio.TimeoutError):
+            return await super().namespaces()
+        return sorted({n.namespace for n in found if n.namespace})
+
+
+class CaptureSession(Session):
+    """A `hubble observe -o jsonpb` capture, read once at start-up; filters apply locally."""
+
+    kind = "file"
+
+    def __init__(self, source: str, store: FlowStore) -> None:
+        super().__init__(store)
+        self.result: CaptureResult = load_capture(source, store)
+        self.label = f"file {self.result.source}"
+
+    def start(self) -> None:
+        super().start()
+        problems = self.result.problems
+        if problems and self.integrations is not None:
+            # Say where, not just how many: the user can open the file at that line.
+            shown = "\n".join(str(p) for p in problems[:MAX_PROBLEMS_SHOWN])
+            more = f"\n... and {len(problems) - MAX_PROBLEMS_SHOWN} more" if len(problems) > MAX_PROBLEMS_SHOWN else ""
+            self.integrations.notices.add(
+                f"{_lines(len(problems))} skipped, the other {len(self.result.records)} flows loaded:\n{shown}{more}",
+                "warning",
+                "Capture file",
+            )
+
+    def state(self) -> SessionState:
+        skipped = self.result.skipped
+        return SessionState("offline", f"{_lines(skipped)} skipped" if skipped else "")
+
+
+MAX_PROBLEMS_SHOWN = 3
+
+
+def _lines(count: int) -> str:
+    return f"{count} bad line" if count == 1 else f"{count} bad lines"
+
+
+class DemoSession(HubbleSession):
+    """The simulated cluster embedded in this process, reached through the same client code
+    as a real server; `demo` steps its scenario (healthy -> broken -> fixed).
+
+    With `services`, the cluster also serves its metrics and its Kubernetes API on free
+    loopback ports; policy data then comes from that API through the real Kubernetes
+    client (unless `policy` says otherwise), and a real Prometheus scrapes the metrics
+    when the binary is installed (unless `prometheus` names one, or start_prometheus is off).
+    """
+
+    kind = "demo"
+
+    def __init__(
+        self,
+        cluster,
+        store: FlowStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        services: bool = False,
+        policy: PolicyFeed | None = None,
+        prometheus: PrometheusFeed | None = None,
+        start_prometheus: bool = True,
+    ) -> None:
+        if services:
+            try:
+                # Metrics before start(): the exporter must count the backfilled history too.
+                metrics_url = cluster.serve_metrics()
+                kubeconfig = cluster.serve_kube_api()
+            except OSError:
+                cluster.stop()
+                raise
+        try:
+            address = cluster.start()
+        except OSError:
+            cluster.stop()  # the services started above
+            raise
+        super().__init__(HubbleConnection(server=address), store, clock=clock)
+        self.cluster = cluster
+        self.demo = DemoControl(cluster.scenario)
+        self.label = f"demo {address}"
+        if services:
+            if prometheus is None:
+                prometheus = PrometheusFeed(demo_metrics_url=metrics_url) if start_prometheus else PrometheusFeed()
+            self.integrations = Integrations(policy or kubeconfig_feed(str(kubeconfig)), prometheus)
+
+    async def stop(self) -> None:
+        await super().stop()
+        await asyncio.to_thread(self.cluster.stop)
+
+
+class DemoControl:
+    """Steps the demo scenario by hand, so a speaker can tell the DNS story live."""
+
+    def __init__(self, scenario) -> None:
+        self.scenario = scenario
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        from kcockpit.sim.world import PHASES
+
+        return tuple(PHASES)
+
+    @property
+    def phase(self) -> str:
+        return self.scenario.phase
+
+    def set_phase(self, name: str) -> str:
+        self.scenario.set_phase(name)
+        return name
+
+    def describe(self) -> str:
+        left = self.scenario.seconds_left() if not self.scenario.manual else None
+        return f"demo: {self.phase}" + (f" {left:.0f}s" if left is not None else "")
