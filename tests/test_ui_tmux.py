@@ -1,0 +1,120 @@
+"""End to end: `kcockpit --demo` in a real terminal (tmux, 80x24), driven by key presses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [
+    pytest.mark.tmux,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+
+
+class Terminal:
+    """One tmux session on a private server socket, so nothing else's tmux is touched."""
+
+    def __init__(self, name: str) -> None:
+        self.socket = f"kcockpit-test-{os.getpid()}"
+        self.name = name
+
+    def tmux(self, *args: str) -> str:
+        result = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10)
+        return result.stdout
+
+    def start(self, command: str, width: int, height: int) -> None:
+        subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d", "-s", self.name,
+             "-x", str(width), "-y", str(height), command],
+            check=True, timeout=10, env={**os.environ, "TERM": "xterm-256color"},
+        )
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", self.name)
+
+    def flag(self, name: str) -> str:
+        return self.tmux("display-message", "-p", "-t", self.name, f"#{{{name}}}").strip()
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", self.name, *keys)
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} did not appear within {timeout} s; screen:\n{screen}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def terminal():
+    term = Terminal("cockpit")
+    yield term
+    term.close()
+
+
+def test_demo_in_a_real_terminal(terminal: Terminal) -> None:
+    command = (
+        f"cd {ROOT} && PYTHONPATH={ROOT / 'tui'} {sys.executable} -m kcockpit --demo --seed 3; "
+        "echo KCOCKPIT_EXIT=$?; sleep 30"
+    )
+    terminal.start(command, 80, 24)
+    terminal.wait_for("FORWARDED")
+    screen = terminal.wait_for("● live")  # the status bar refreshes 5 times a second
+    assert "1 Flows" in screen
+    assert terminal.flag("alternate_on") == "1"
+
+    terminal.keys("2")
+    terminal.wait_for("Services — coming soon")
+    terminal.keys("1")
+    terminal.wait_for("VERDICT")
+
+    terminal.keys("/")
+    terminal.keys("-l", "ns=otel-demo")
+    terminal.keys("Enter")
+    terminal.wait_for("✓ ns=otel-demo")
+
+    terminal.keys("?")
+    terminal.wait_for("BINDING ID")
+    terminal.keys("Escape")
+    time.sleep(0.5)
+    assert "BINDING ID" not in terminal.screen()
+
+    terminal.keys("q")
+    screen = terminal.wait_for("KCOCKPIT_EXIT=", timeout=15)
+    assert "KCOCKPIT_EXIT=0" in screen
+    # The terminal is back to normal: main screen, cursor shown, no mouse reporting.
+    assert terminal.flag("alternate_on") == "0"
+    assert terminal.flag("cursor_flag") == "1"
+    assert terminal.flag("mouse_any_flag") == "0"
+    assert "VERDICT" not in screen
+
+
+def test_a_dropped_terminal_cleans_up_like_quit(terminal: Terminal, tmp_path: Path) -> None:
+    """The SSH session drops (SIGHUP): the demo's servers stop and its temporary files go."""
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    command = f"cd {ROOT} && TMPDIR={private_tmp} PYTHONPATH={ROOT / 'tui'} exec {sys.executable} -m kcockpit --demo --seed 3"
+    terminal.start(command, 80, 24)
+    terminal.wait_for("● live")
+    assert any(private_tmp.iterdir())  # the demo's kubeconfig folder (and Prometheus data, when installed)
+    pid = terminal.tmux("display-message", "-p", "-t", terminal.name, "#{pane_pid}").strip()
+    terminal.close()  # tmux hangs up the pane: SIGHUP, as sshd does
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (Path(f"/proc/{pid}").exists() or any(private_tmp.iterdir())):
+        time.sleep(0.2)
+    assert not Path(f"/proc/{pid}").exists(), "kcockpit still running after SIGHUP"
+    assert not any(private_tmp.iterdir()), f"left behind: {sorted(p.name for p in private_tmp.iterdir())}"
