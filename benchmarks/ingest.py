@@ -1,0 +1,177 @@
+"""Full client path: GetFlows from any Hubble server, received, decoded and stored, while an
+asyncio loop drains the store every 20 ms as the UI does.
+
+    python benchmarks/ingest.py --server HOST:PORT --count N [--capacity 50000] [--follow]
+    python benchmarks/ingest.py --server HOST:PORT --count N --receive-only   # transport ceiling
+
+Without --follow it asks for the last N flows (`number`, as `hubble observe --last N`), which a
+real Relay answers from its buffers; with --follow it streams until N flows arrived. Reports
+flows/s over the whole call (connection setup included), the event loop's timer lag while
+ingesting (the UI's responsiveness), and memory. The last line is `ingest: <flows/s> flows/s`.
+Accepts the hubble CLI's connection flags (--tls, --tls-ca-cert-files, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
+
+import grpc  # noqa: E402
+
+from kcockpit.model.store import FlowStore  # noqa: E402
+from kcockpit.sources.hubble import FlowStream, StreamStatus  # noqa: E402
+from kcockpit.wire.connection import HubbleError, add_connection_arguments, connection_from_args  # noqa: E402
+from kcockpit.wire.hubble_client import GET_FLOWS_METHOD, flows_request  # noqa: E402
+from kcockpit.wire.hubble_pb import GetFlowsRequest  # noqa: E402
+
+DRAIN_INTERVAL = 0.020  # the UI's refresh timer
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * resource.getpagesize() / 1e6
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+class FullCollections:
+    """Counts the cyclic GC's full (generation 2) collections and their longest pause: with a
+    large store they, not the reader, set the loop's worst-case lag."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.longest = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.count += 1
+            self.longest = max(self.longest, time.perf_counter() - self._started)
+
+
+async def run(args: argparse.Namespace) -> dict:
+    connection = connection_from_args(args)
+    store = FlowStore(args.capacity)
+    stream = FlowStream(connection, store, number=args.count, follow=args.follow)
+    lags: list[float] = []
+    drained = verdicts = 0
+    mark = 0
+    peak_rss = rss_mb()
+    collections = FullCollections()
+    gc.callbacks.append(collections)
+    started = time.perf_counter()
+    stream.start()
+    next_tick = time.perf_counter() + DRAIN_INTERVAL
+    while True:
+        await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
+        now = time.perf_counter()
+        lags.append(now - next_tick)
+        next_tick = max(next_tick + DRAIN_INTERVAL, now)
+        new, mark = store.since(mark)
+        drained += len(new)
+        verdicts += sum(1 for record in new[-500:] if record.verdict == 2)  # what a list view would touch
+        peak_rss = max(peak_rss, rss_mb())
+        state = stream.state.status
+        if args.follow and store.received >= args.count:
+            break
+        if state in (StreamStatus.ENDED, StreamStatus.ERROR, StreamStatus.STOPPED):
+            break
+        if state is StreamStatus.RETRYING and store.received == 0:
+            break  # a benchmark does not wait for a server that is not there
+    elapsed = time.perf_counter() - started
+    error = stream.state.error
+    await stream.aclose()
+    gc.callbacks.remove(collections)
+    drained += len(store.since(mark)[0])
+    if store.received == 0 and error:
+        raise HubbleError(error)
+    received = stream.flows_received
+    return {
+        "received": received,
+        "seconds": elapsed,
+        "rate": received / elapsed if elapsed else 0.0,
+        "lag_p50_ms": percentile(lags, 0.50) * 1e3,
+        "lag_p99_ms": percentile(lags, 0.99) * 1e3,
+        "lag_max_ms": max(lags, default=0.0) * 1e3,
+        "ticks": len(lags),
+        "retained": len(store),
+        "evicted": store.counters().evicted,
+        "lost": store.lost_at_server,
+        "peak_rss_mb": max(peak_rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3),
+        "drained": drained,
+        "full_gcs": collections.count,
+        "longest_gc_ms": collections.longest * 1e3,
+    }
+
+
+def receive_only(args: argparse.Namespace) -> tuple[int, float]:
+    """The transport's ceiling: the same channel and call, messages counted and dropped."""
+    connection = connection_from_args(args)
+    channel = connection.sync_channel(single_threaded_stream=True)
+    call = channel.unary_stream(GET_FLOWS_METHOD, request_serializer=GetFlowsRequest.SerializeToString,
+                                response_deserializer=None)
+    started = time.perf_counter()
+    count = 0
+    for _ in call(flows_request(number=args.count)):
+        count += 1
+    elapsed = time.perf_counter() - started
+    channel.close()
+    return count, elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_connection_arguments(parser)
+    parser.add_argument("--count", type=int, default=200_000, help="flows to receive (default 200000)")
+    parser.add_argument("--capacity", type=int, default=50_000, help="flow store size (default 50000)")
+    parser.add_argument("--follow", action="store_true", help="follow the live stream until COUNT flows arrived")
+    parser.add_argument("--receive-only", action="store_true",
+                        help="only receive and count messages (no decode, no store): the transport's ceiling")
+    args = parser.parse_args(argv)
+    if args.receive_only:
+        try:
+            count, elapsed = receive_only(args)
+        except (HubbleError, grpc.RpcError) as error:
+            print(f"ingest: error: {error}", file=sys.stderr)
+            return 1
+        print(f"received {count} messages in {elapsed:.2f} s")
+        print(f"receive-only: {count / elapsed:.0f} messages/s")
+        return 0
+    try:
+        result = asyncio.run(run(args))
+    except HubbleError as error:
+        print(f"ingest: error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"received {result['received']} flows in {result['seconds']:.2f} s; store kept {result['retained']} "
+        f"(evicted {result['evicted']}, lost at server {result['lost']}); drained {result['drained']} in "
+        f"{result['ticks']} ticks"
+    )
+    print(
+        f"event loop timer lag while ingesting: p50 {result['lag_p50_ms']:.1f} ms, p99 {result['lag_p99_ms']:.1f} ms, "
+        f"max {result['lag_max_ms']:.1f} ms; peak RSS {result['peak_rss_mb']:.0f} MB; "
+        f"{result['full_gcs']} full GC collections, longest {result['longest_gc_ms']:.0f} ms"
+    )
+    print(f"ingest: {result['rate']:.0f} flows/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
