@@ -107,3 +107,26 @@ def test_nearest_rank_and_bad_arguments():
         RedTracker(window_s=0)
     with pytest.raises(ValueError, match="needs a namespace"):
         Scope(workload="frontend")
+
+
+def egress_copy(response):
+    """The same response as the client's egress proxy reports it."""
+    copy = type(response)()
+    copy.CopyFrom(response)
+    copy.flow.traffic_direction = 2  # EGRESS
+    return copy
+
+
+def test_a_response_seen_by_both_proxies_counts_once():
+    seen_twice = [
+        http_response(T0 + 10, LOADGEN, FRONTEND, 200, 0.010),
+        http_response(T0 + 20, LOADGEN, FRONTEND, 503, 0.100),
+    ]
+    client_only = http_response(T0 + 30, FRONTEND, CART, 200, 0.005)  # cartservice's side is not visible
+    clock = Clock(T0)
+    tracker = RedTracker(window_s=60, clock=clock)
+    tracker.ingest(records([*seen_twice, *map(egress_copy, seen_twice), egress_copy(client_only)]))
+    clock.now = T0 + 60
+    frontend = tracker.signals(FRONTEND_SCOPE)
+    assert frontend.responses == 2 and frontend.errors.value == pytest.approx(1 / 2)
+    assert tracker.signals(Scope("otel-demo", "cartservice")).responses == 1  # the client's report is all there is

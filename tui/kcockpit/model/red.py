@@ -6,6 +6,11 @@ Used when no Prometheus is configured, and as a cross-check when one is. Only HT
 response flow Hubble puts the server in `source` and the client in `destination`, so a
 workload's incoming requests are the responses whose source is that workload.
 
+With L7 visibility on both ends, one response is seen twice: by the server's ingress
+proxy and by the client's egress proxy. Like the dashboards' default "Reporter: server",
+a client->server pair counts the server's reports when it has any in the window and
+falls back to the client's only when the server side is not visible.
+
 The window slides on an injectable clock (unix seconds, the flows' own time base), so
 tests and replayed captures are exact.
 """
@@ -23,6 +28,7 @@ from kcockpit.model.record import FlowRecord
 SOURCE_PROMETHEUS = "prometheus"
 SOURCE_FLOWS = "flows"
 L7_RESPONSE = 2
+TRAFFIC_EGRESS = 2  # TrafficDirection: seen at the client's egress proxy
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,11 @@ class _Response:
     server_namespace: str
     server_workload: str
     client: str  # "ns/workload" or the endpoint's display name
+    server_reported: bool  # seen by the server's ingress proxy, not the client's egress one
+
+    @property
+    def pair(self) -> tuple[str, str, str]:
+        return self.client, self.server_namespace, self.server_workload
 
 
 def nearest_rank(sorted_values: list[float], quantile: float) -> float:
@@ -118,6 +129,7 @@ class RedTracker:
                     server_namespace=server.namespace,
                     server_workload=server.workload or server.app(),
                     client=client.workload_name(),
+                    server_reported=record.direction != TRAFFIC_EGRESS,
                 )
             )
 
@@ -128,7 +140,9 @@ class RedTracker:
         while responses and responses[0].time_s <= start:
             responses.popleft()
         span = min(self.window_s, max(now - self._started, 0.0)) or self.window_s
-        return [r for r in responses if r.time_s <= now], span, now
+        window = [r for r in responses if r.time_s <= now]
+        server_seen = {r.pair for r in window if r.server_reported}
+        return [r for r in window if r.server_reported or r.pair not in server_seen], span, now
 
     def signals(self, scope: Scope = Scope()) -> RedSignals:
         window, span, now = self._window()
