@@ -56,13 +56,14 @@ def _value_class(label: str, value: str) -> str:
 class FlowDetailScreen(Screen[str | None]):
     BINDINGS = [
         Binding("escape", "back", "Back", id="detail.back"),
-        Binding("w", "jump('peers')", "Flows between", tooltip="all flows between these two workloads", id="detail.peers"),
-        Binding("d", "jump('drops')", "Source drops", tooltip="only the drops of this source", id="detail.source_drops"),
-        Binding("c", "copy_json", "Copy JSON", tooltip="copy the flow as jsonpb (OSC 52)", id="detail.copy_json"),
-        Binding("y", "copy_command", "Copy command", tooltip="copy the hubble observe command (OSC 52)", id="detail.copy_command"),
+        # The fix keys come first: on a drop they are the story, and at 80 columns the footer ends early.
         Binding("f", "copy_fix", "Copy fix", tooltip="copy the proposed policy fix as YAML (OSC 52)", id="detail.copy_fix"),
         Binding("s", "save_fix", "Save fix", tooltip="save the proposed policy fix as YAML in --export-dir", id="detail.save_fix"),
         Binding("a", "next_fix", "Next fix", tooltip="show the next alternative fix (patch, new policy, Cilium policy)", id="detail.next_fix"),
+        Binding("w", "jump('peers')", "Between", tooltip="all flows between these two workloads", id="detail.peers"),
+        Binding("d", "jump('drops')", "Drops", tooltip="only the drops of this source", id="detail.source_drops"),
+        Binding("c", "copy_json", "JSON", tooltip="copy the flow as jsonpb (OSC 52)", id="detail.copy_json"),
+        Binding("y", "copy_command", "Command", tooltip="copy the hubble observe command (OSC 52)", id="detail.copy_command"),
         Binding("j,down", "scroll('down')", "Scroll down", show=False, id="detail.down"),
         Binding("k,up", "scroll('up')", "Scroll up", show=False, id="detail.up"),
         Binding("g,home", "scroll('home')", "Top", show=False, id="detail.top"),
