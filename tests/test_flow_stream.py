@@ -245,7 +245,8 @@ def test_restart_after_the_stream_ended_runs_the_request_again(server) -> None:
 def test_follow_with_until_ends_instead_of_reconnecting(server) -> None:
     stream = make_stream(server, FlowStore(1000), number=3, until=BASE_NS + 150_000_000)
     stream.start()
-    wait_until(lambda: stream.state.status is StreamStatus.LIVE)
+    # LIVE comes before the server has picked the last 3: publishing earlier would change them.
+    wait_until(lambda: stream.state.status is StreamStatus.LIVE and len(stream.store) == 3)
     server.servicer.publish(make_flow_response(150), make_flow_response(151))  # 151 is past until
     assert stream.join(5)
     assert stream.state.status is StreamStatus.ENDED
