@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_ui_live import wait_until
 from test_ui_support import UTC, FixedClock, make_flow, scenario_records
 
 from kcockpit.model.store import FlowStore
@@ -42,13 +43,29 @@ def make_app(capture: Path, tmp_path: Path, **options) -> CockpitApp:
 
 
 async def run_from_palette(pilot, name: str) -> None:
-    """Open the command palette, type `name`, run the first match."""
+    """Open the command palette, type `name`, run the first match.
+
+    The palette searches in a worker and runs the chosen command with call_later after it
+    closes: wait for the search to have highlighted the match, and for the palette to close;
+    callers wait for the command's effect."""
+    from textual.command import CommandList, CommandPalette
+
+    app = pilot.app
     await pilot.press("ctrl+p")
-    await pilot.pause()
+    await wait_until(lambda: isinstance(app.screen, CommandPalette), pilot)
     await pilot.press(*name)
-    await pilot.pause(0.5)
+
+    def match_highlighted() -> bool:
+        commands = app.screen.query_one(CommandList)
+        if commands.highlighted is None:
+            return False
+        prompt = commands.get_option_at_index(commands.highlighted).prompt
+        return name.lower() in getattr(prompt, "plain", str(prompt)).lower()
+
+    await wait_until(match_highlighted, pilot)
     await pilot.press("enter")
-    await pilot.pause(0.3)
+    await wait_until(lambda: not isinstance(app.screen, CommandPalette), pilot)
+    await pilot.pause()
 
 
 async def test_filter_typed_and_applied_locally_and_at_the_source(capture: Path, tmp_path: Path) -> None:
@@ -159,7 +176,7 @@ async def test_pause_counts_new_flows_and_resume_jumps_to_newest(capture: Path, 
         assert not table.follow
         cursor = table.cursor
         app.store.extend([make_flow(1000 + i) for i in range(7)])
-        await pilot.pause(0.2)
+        await wait_until(lambda: table.new_while_paused >= 7, pilot)  # drained by a 20 Hz timer
         assert table.new_while_paused == 7
         assert table.cursor == cursor  # the view did not jump
         await pilot.press("space")
@@ -249,20 +266,30 @@ async def test_capture_session_reports_skipped_lines(tmp_path: Path) -> None:
     await session.stop()
 
 
+def picker_done(app: CockpitApp) -> bool:
+    """The namespace picker is closed and the worker that opened it has applied the choice."""
+    from kcockpit.ui.screens.namespaces import NamespacePicker
+
+    return not isinstance(app.screen, NamespacePicker) and not any(
+        worker.group == "namespaces" and not worker.is_finished for worker in app.workers
+    )
+
+
 async def test_namespace_picker_sets_the_namespace_term(capture: Path, tmp_path: Path) -> None:
     from kcockpit.ui.screens.namespaces import NamespacePicker
 
     app = make_app(capture, tmp_path, initial_filter="dropped")
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("n")
-        await pilot.pause()
-        assert isinstance(app.screen, NamespacePicker)
+        await pilot.press("n")  # the picker is pushed by a worker, after the key is handled
+        await wait_until(lambda: isinstance(app.screen, NamespacePicker), pilot)
         assert app.screen.namespaces == ["kube-system", "otel-demo"]
         await pilot.press("j", "j", "enter")  # (all), kube-system, otel-demo
-        await pilot.pause()
+        await wait_until(lambda: picker_done(app), pilot)  # the worker applies the choice after the pop
         assert app.filter_state.text == "dropped namespace=otel-demo"
-        await pilot.press("n", "k", "k", "enter")
-        await pilot.pause()
+        await pilot.press("n")
+        await wait_until(lambda: isinstance(app.screen, NamespacePicker), pilot)
+        await pilot.press("k", "k", "enter")
+        await wait_until(lambda: picker_done(app), pilot)
         assert app.filter_state.text == "dropped"
 
 
@@ -284,6 +311,7 @@ async def test_palette_runs_an_action_by_name(capture: Path, tmp_path: Path) -> 
     app = make_app(capture, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await run_from_palette(pilot, "export view")
+        await wait_until(lambda: any(tmp_path.glob("kcockpit-flows-*.json")), pilot)
     assert len(list(tmp_path.glob("kcockpit-flows-*.json"))) == 1
 
 
@@ -325,7 +353,7 @@ async def test_scrolling_back_pauses_follow(capture: Path, tmp_path: Path) -> No
         await pilot.pause()
         assert not app.table.follow
         app.store.extend([make_flow(900 + i) for i in range(3)])
-        await pilot.pause(0.2)
+        await wait_until(lambda: app.table.new_while_paused >= 3, pilot)  # drained by a 20 Hz timer
         assert app.table.new_while_paused == 3
 
 
@@ -349,7 +377,7 @@ async def test_palette_runs_a_flow_list_action_from_the_filter_bar(capture: Path
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("slash")
         await run_from_palette(pilot, "pause")
-        assert not app.table.follow
+        await wait_until(lambda: not app.table.follow, pilot)
 
 
 @pytest.fixture
@@ -382,7 +410,7 @@ async def test_aggregation_toggle_collapses_bursts_and_keeps_every_flow(burst_ca
         exported = read_capture(next(tmp_path.glob("kcockpit-flows-*.json")))
         assert len(exported.records) == 29
         app.store.extend([make_flow(500 + i) for i in range(3)])  # identical flows arriving live
-        await pilot.pause(0.2)
+        await wait_until(lambda: len(table.rows) == 32, pilot)  # drained by a 20 Hz timer
         assert table.row_count == 11 and table.rows.row(10)[1] == 3
         assert table.cursor == 10 and table.follow
         await pilot.press("a")
@@ -410,7 +438,8 @@ async def test_aggregation_from_the_palette_and_at_start(burst_capture: Path, tm
     async with app.run_test(size=(100, 30)) as pilot:
         assert app.table.aggregate and app.table.row_count == 1 and app.table.rows.row(0)[1] == 21
         await run_from_palette(pilot, "aggregate")
-        assert not app.table.aggregate and app.table.row_count == 21
+        await wait_until(lambda: not app.table.aggregate, pilot)
+        assert app.table.row_count == 21
 
 
 async def test_namespace_filter_leaves_its_namespace_out_of_the_names(capture: Path, tmp_path: Path) -> None:
