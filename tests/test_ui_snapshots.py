@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_ui_live import wait_until
 from test_ui_support import UTC, FixedClock, make_flow, scenario_records
 
 from kcockpit.model.store import FlowStore
@@ -58,7 +59,9 @@ def test_paused_view_counts_new_flows(snap_compare, app_factory) -> None:
     async def pause_then_receive(pilot) -> None:
         await pilot.press("space", "k", "k", "k")
         app.store.extend([make_flow(500 + i) for i in range(12)])
-        await pilot.pause(0.3)
+        # Drained by a 20 Hz timer, shown by the 5 Hz status update: wait for both, not a fixed time.
+        await wait_until(lambda: app._status_bar.info is not None and app._status_bar.info.new_while_paused == 12, pilot)
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=pause_then_receive)
 
