@@ -16,12 +16,16 @@ def test_a_restart_while_connecting_does_not_skip_the_next_backoff() -> None:
     with socket.create_server(("127.0.0.1", 0)) as silent:
         address = "127.0.0.1:%d" % silent.getsockname()[1]
         states: list[tuple[float, StreamState]] = []
-        stream = FlowStream(HubbleConnection(address, timeout=0.3), FlowStore(10), backoff=lambda attempt: 5.0)
+        # The dial timeout is the window for restarting while connecting: wide enough that a
+        # loaded machine still restarts inside it (0.3 s was not: the restart then landed in
+        # the backoff, which it rightly cuts short, and the test failed).
+        stream = FlowStream(HubbleConnection(address, timeout=1.5), FlowStore(10), backoff=lambda attempt: 5.0)
         stream.add_listener(lambda state: states.append((time.monotonic(), state)))
         stream.start()
         try:
             wait_until(lambda: stream.state.status is StreamStatus.CONNECTING)
             stream.restart()  # e.g. the user changed the filter while it was still dialling
+            assert not any(s.status is StreamStatus.RETRYING for _, s in states), "restarted after the dial timed out"
             wait_until(lambda: any(s.status is StreamStatus.RETRYING for _, s in states))
             time.sleep(0.3)
             retrying_at = next(t for t, s in states if s.status is StreamStatus.RETRYING)
@@ -30,7 +34,7 @@ def test_a_restart_while_connecting_does_not_skip_the_next_backoff() -> None:
             assert stream.state.status is StreamStatus.RETRYING and stream.state.attempts == 1
         finally:
             stream.stop()
-            assert stream.join(2)
+            assert stream.join(10)
 
 
 def test_a_restart_right_after_an_unexpected_failure_runs_again() -> None:
