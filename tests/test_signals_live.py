@@ -23,7 +23,7 @@ from kcockpit.sources.signals import LABELS_CONTEXT, discover_label_mode, fetch_
 from kcockpit.wire.prometheus import PrometheusClient
 
 pytestmark = pytest.mark.prometheus
-DEADLINE_S = 30.0
+DEADLINE_S = 60.0  # a deadline, not a wait: a loaded CI machine can take well over the usual 15 s
 FRONTEND = Scope("otel-demo", "frontend")
 
 
@@ -55,7 +55,12 @@ async def test_prometheus_scraping_the_simulator_sees_the_dns_outage(broken_clus
         async with PrometheusClient(running.url) as client:
             deadline = time.monotonic() + DEADLINE_S
             while True:
-                at = time.time()  # one evaluation time, so the queries see the same samples
+                # One evaluation time for every query, and one in the past: a scrape's samples
+                # carry its start time but become visible only when it completes, so a time
+                # close to now could see a scrape land between two of these queries (the
+                # denied and unanswered rates would then differ). 3 s is past any 1 s scrape
+                # plus its 1 s timeout.
+                at = time.time() - 3
                 mode = await discover_label_mode(client, at=at)
                 dns = await fetch_dns_health(client, mode, FRONTEND, at=at)
                 signals = await fetch_golden_signals(client, mode, FRONTEND, at=at)
