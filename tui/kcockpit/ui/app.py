@@ -27,6 +27,7 @@ from textual.widgets import ContentSwitcher, Footer
 
 from kcockpit.model.record import FlowRecord
 from kcockpit.ui.filtering import NAMESPACE_KEYS, VERDICT_KEYS, FilterState, compile_filter, with_term
+from kcockpit.ui.hangup import on_hangup
 from kcockpit.ui.rate import RateMeter
 from kcockpit.ui.rows import RowBuffer
 from kcockpit.ui.session import Session
@@ -207,11 +208,17 @@ class CockpitApp(App[int]):
         """SIGTERM, and SIGHUP when the SSH session drops, quit like `q`: the session stops
         its servers and removes its temporary files instead of leaving them behind."""
         loop = asyncio.get_running_loop()
-        for number in (signal.SIGTERM, signal.SIGHUP):
-            try:
-                loop.add_signal_handler(number, self.exit)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal
-                pass
+        try:
+            loop.add_signal_handler(signal.SIGTERM, self.exit)
+            signal.signal(signal.SIGHUP, lambda _number, _frame: self._hang_up(loop))
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal
+            pass
+
+    def _hang_up(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A plain signal handler, not the loop's: it runs before a pending SIGCONT's (lower
+        signal number), which `on_hangup` must neutralise first."""
+        on_hangup()
+        loop.call_soon_threadsafe(self.exit)
 
     async def on_unmount(self) -> None:
         gc.set_threshold(*self._gc_thresholds)
