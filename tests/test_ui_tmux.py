@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -18,11 +19,16 @@ pytestmark = [
 ]
 
 
+_TERMINALS = itertools.count()
+
+
 class Terminal:
     """One tmux session on a private server socket, so nothing else's tmux is touched."""
 
     def __init__(self, name: str) -> None:
-        self.socket = f"kcockpit-test-{os.getpid()}"
+        # A socket per terminal: a server still exiting after the previous test's kill-server
+        # made the next new-session fail now and then.
+        self.socket = f"kcockpit-test-{os.getpid()}-{next(_TERMINALS)}"
         self.name = name
 
     def tmux(self, *args: str) -> str:
@@ -30,11 +36,12 @@ class Terminal:
         return result.stdout
 
     def start(self, command: str, width: int, height: int) -> None:
-        subprocess.run(
+        started = subprocess.run(
             ["tmux", "-L", self.socket, "-f", "/dev/null", "new-session", "-d", "-s", self.name,
              "-x", str(width), "-y", str(height), command],
-            check=True, timeout=10, env={**os.environ, "TERM": "xterm-256color"},
+            capture_output=True, text=True, timeout=10, env={**os.environ, "TERM": "xterm-256color"},
         )
+        assert started.returncode == 0, f"tmux new-session failed: {started.stderr.strip()}"
 
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", self.name)
@@ -111,6 +118,16 @@ def test_demo_in_a_real_terminal(terminal: Terminal) -> None:
     assert "VERDICT" not in screen
 
 
+def running(pid: str) -> bool:
+    """Whether the process is alive. A zombie has exited: once tmux is gone it is re-parented
+    to PID 1, which in some containers never reaps it, so /proc/PID alone would stay."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def test_a_dropped_terminal_cleans_up_like_quit(terminal: Terminal, tmp_path: Path) -> None:
     """The SSH session drops (SIGHUP): the demo's servers stop and its temporary files go."""
     private_tmp = tmp_path / "tmp"
@@ -121,8 +138,8 @@ def test_a_dropped_terminal_cleans_up_like_quit(terminal: Terminal, tmp_path: Pa
     assert any(private_tmp.iterdir())  # the demo's kubeconfig folder (and Prometheus data, when installed)
     pid = terminal.tmux("display-message", "-p", "-t", terminal.name, "#{pane_pid}").strip()
     terminal.close()  # tmux hangs up the pane: SIGHUP, as sshd does
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and (Path(f"/proc/{pid}").exists() or any(private_tmp.iterdir())):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (running(pid) or any(private_tmp.iterdir())):
         time.sleep(0.2)
-    assert not Path(f"/proc/{pid}").exists(), "kcockpit still running after SIGHUP"
+    assert not running(pid), "kcockpit still running after SIGHUP"
     assert not any(private_tmp.iterdir()), f"left behind: {sorted(p.name for p in private_tmp.iterdir())}"
