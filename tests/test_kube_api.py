@@ -14,6 +14,7 @@ from kubernetes import client, config, watch
 
 from kcockpit.sim.kube_api import start_kube_api, write_kubeconfig
 from kcockpit.sim.world import FRONTEND_POLICY, World
+from polling import wait_until
 
 WORLD = World.build(11)
 
@@ -167,6 +168,10 @@ def test_follows_the_scenario_timeline(tmp_path: Path) -> None:
         networking = client.NetworkingV1Api(api_client(server, tmp_path))
         version = networking.list_network_policy_for_all_namespaces().metadata.resource_version
         clock.advance(11)  # the automatic timeline enters "broken"; nobody but the poller asks
+        # The poller thread notices within poll_s, or later on a loaded machine: wait for it
+        # (reading server.phase does not ask the scenario), then the watch from the old
+        # version replays what it did, however late it came.
+        wait_until(lambda: server.phase == "broken", timeout=10)
         events = list(watch.Watch().stream(networking.list_network_policy_for_all_namespaces, resource_version=version, timeout_seconds=1))
         assert [(e["type"], e["object"].metadata.name) for e in events] == [("ADDED", FRONTEND_POLICY)]
         assert server.phase == "broken"
