@@ -6,6 +6,7 @@ from argparse import Namespace
 from pathlib import Path
 
 from kcockpit.ui.integrations import Notices, policy_feed_from_args
+from polling import wait_until
 
 DATA = Path(__file__).parent / "data" / "policies"
 
@@ -28,7 +29,9 @@ def test_malformed_document_is_a_warning_beside_what_loaded(tmp_path: Path) -> N
         part = feed.status_part()
         assert part.text.startswith("files ✓ ") and part.text.endswith(", 1 bad document"), part.text
         assert feed.data().cluster is not None  # the good policies are in use
-        assert any("zz-broken.yaml" in n.text for n in notices.take())
+        # The feed's thread publishes the snapshot first, then adds a notice per problem.
+        taken = []
+        wait_until(lambda: taken.extend(notices.take()) or any("zz-broken.yaml" in n.text for n in taken))
     finally:
         feed.stop()
 
