@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from kcockpit.model.record import FlowRecord
-from kcockpit.sources.capture import write_capture
+from kcockpit.sources.capture import CaptureError, write_capture
 
 
 def unused_path(directory: Path, stem: str, extension: str) -> Path:
@@ -28,6 +28,12 @@ def export_path(directory: Path, now: float | None = None) -> Path:
 
 
 def export_records(records: list[FlowRecord], directory: Path) -> Path:
+    """Write `records` to a new capture in `directory`. Any failure is an OSError (the
+    caller's "Export failed" message), including the CaptureError of a file that cannot be
+    opened, e.g. when `directory` was removed after start-up."""
     path = export_path(directory)
-    write_capture(records, path)
+    try:
+        write_capture(records, path)
+    except CaptureError as error:
+        raise OSError(str(error)) from None
     return path
