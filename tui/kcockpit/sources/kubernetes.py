@@ -101,6 +101,7 @@ def add_kubernetes_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_api_client(kubeconfig: str | None = None, context: str | None = None):
     """(ApiClient, description) like kubectl: --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else in-cluster."""
+    import yaml
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
@@ -108,11 +109,22 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None):
     configuration = client.Configuration()
     explicit = bool(kubeconfig or os.environ.get("KUBECONFIG") or context)
     if explicit or any(Path(p).expanduser().exists() for p in path.split(os.pathsep) if p):
+        where = f"context {context!r} in " if context else ""
         try:
             config.load_kube_config(config_file=path, context=context, client_configuration=configuration, persist_config=False)
-        except (ConfigException, OSError, ValueError, TypeError) as error:
-            where = f"context {context!r} in " if context else ""
+        except (ConfigException, OSError, ValueError) as error:
             raise KubernetesConfigError(f"cannot use {where}kubeconfig {path}: {error}") from error
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark is not None else ""
+            raise KubernetesConfigError(f"cannot use {where}kubeconfig {path}: not valid YAML{at}") from error
+        except (TypeError, AttributeError, KeyError, IndexError) as error:
+            # The client indexes the parsed YAML blindly: a file that is not a kubeconfig
+            # (a list, a string, `clusters: 5`) fails with a Python error about its types.
+            raise KubernetesConfigError(
+                f"cannot use {where}kubeconfig {path}: not a kubeconfig (expected a mapping with clusters, "
+                f"contexts and users; the client said: {error})"
+            ) from error
         contexts, current = config.list_kube_config_contexts(config_file=path)
         name = context or (current or {}).get("name", "?")
         description = f"context {name} at {configuration.host}"

@@ -169,7 +169,7 @@ class PolicyFeed:
         if self._opener is None:
             return Part(f"{label} off", "muted", 8)
         if self.open_error:
-            return Part(f"{label} ✗ no kubeconfig" if "kubeconfig" in self.open_error else f"{label} ✗ unusable", "warning", 1)
+            return Part(f"{label} ✗ {_open_problem(self.open_error)}", "warning", 1)
         snapshot = self.snapshot()
         if snapshot is None or not snapshot.states:
             return Part(f"{label} …", "muted", 6)
@@ -200,6 +200,16 @@ def _worst_state(snapshot: KubernetesSnapshot):
 
 def _is_manifest(resource: str) -> bool:
     return resource.startswith("manifest-")
+
+
+def _open_problem(message: str) -> str:
+    """The status bar's words for why policy data could not be opened at all: only a missing
+    kubeconfig is "no kubeconfig"; one that exists but cannot be used is "bad kubeconfig"."""
+    if message.startswith("no kubeconfig") or "No configuration found" in message:  # the latter: a missing file
+        return "no kubeconfig"
+    if message.startswith("cannot use") and "kubeconfig" in message:
+        return "bad kubeconfig"
+    return "unusable"
 
 
 def _short_problem(state: str, resource: str) -> str:
