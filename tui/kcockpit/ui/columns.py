@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 
 from kcockpit.model.record import DIRECTION_NAMES, L7_RESPONSE, EndpointInfo, FlowRecord
+from kcockpit.ui.printable import printable
 
 GAP = 1  # blank cells between columns
 OPTIONAL = 4  # columns with this priority or higher are the first to go
@@ -195,7 +196,15 @@ def cell_parts(
     record: FlowRecord, key: str, width: int, zone: tzinfo | None, namespace: str = "", count: int = 1
 ) -> tuple[str, int]:
     """One cell, exactly `width` cells wide, and the length of its dim prefix (0 for none).
-    `namespace` is the namespace filtered on, `count` the flows an aggregated row stands for."""
+    `namespace` is the namespace filtered on, `count` the flows an aggregated row stands for.
+    Control characters in the flow's text (an ESC in a URL) are shown, not sent to the terminal."""
+    text, prefix = _cell_parts(record, key, width, zone, namespace, count)
+    return printable(text), prefix
+
+
+def _cell_parts(
+    record: FlowRecord, key: str, width: int, zone: tzinfo | None, namespace: str, count: int
+) -> tuple[str, int]:
     if key == "source":
         return endpoint_cell(oriented(record)[0], width, namespace)
     if key == "destination":

@@ -36,6 +36,7 @@ from kcockpit.ui.policy_view import (
     verdict_style,
 )
 from kcockpit.ui.widgets.status_bar import StatusBar
+from kcockpit.ui.printable import printable
 
 _VERDICT_STYLE = {"FORWARDED": "bold $text-success", "DROPPED": "bold $text-error", "ERROR": "bold $text-error", "AUDIT": "bold $text-warning"}
 _VERDICT_CLASS = {"FORWARDED": "-good", "DROPPED": "-bad", "ERROR": "-bad", "AUDIT": "-warn"}
@@ -133,7 +134,7 @@ class FlowDetailScreen(Screen[str | None]):
             Content.styled("Flow ", "bold"),
             Content.styled(f" {verdict} ", _VERDICT_STYLE.get(verdict, "bold") + " reverse"),
             " ",
-            Content(f"{record.source.workload_name()} → {record.destination.workload_name()} {format_port(record)}"),
+            Content(printable(f"{record.source.workload_name()} → {record.destination.workload_name()} {format_port(record)}")),
         )
         yield Static(title, id="detail-title")
         with Horizontal(id="detail-columns"):
@@ -153,9 +154,9 @@ class FlowDetailScreen(Screen[str | None]):
     def _extras(self, classes: str) -> ComposeResult:
         """The `hubble observe` command and the jsonpb: under the fields, or beside them."""
         yield Static("Flows like this (hubble observe)", classes=f"detail-heading {classes}".strip())
-        yield Static(Content(self.command), classes=f"detail-command {classes}".strip())
+        yield Static(Content(printable(self.command, keep_newlines=True)), classes=f"detail-command {classes}".strip())
         yield Static("jsonpb (GetFlowsResponse)", classes=f"detail-heading {classes}".strip())
-        yield Static(Content(self.jsonpb), classes=f"detail-json {classes}".strip())
+        yield Static(Content(printable(self.jsonpb, keep_newlines=True)), classes=f"detail-json {classes}".strip())
 
     def _fields(self, first: bool = True) -> ComposeResult:
         """One row per set field: label on the left, the value wrapping in its own column."""
@@ -195,7 +196,7 @@ class FlowDetailScreen(Screen[str | None]):
             label = f"fix {self.fix_index % len(fixes) + 1}/{len(fixes)}"
             widgets.append(_row(label, f"{proposal.title}  ({keys})", "-good" if proposal.verified else "-warn"))
             widgets.append(_row("blast radius", opens_text(proposal), ""))
-            widgets.append(Static(proposal.yaml().rstrip("\n"), classes="detail-yaml", markup=False))
+            widgets.append(Static(printable(proposal.yaml().rstrip("\n"), keep_newlines=True), classes="detail-yaml", markup=False))
         return widgets
 
     async def _show_policy(self) -> None:
@@ -313,7 +314,7 @@ def _row(label: str, value: str, value_class: str) -> Horizontal:
     """Label on the left, the value wrapping in its own column."""
     return Horizontal(
         Static(label, classes="detail-label", markup=False),
-        Static(value, classes=f"detail-value {value_class}".strip(), markup=False),
+        Static(printable(value, keep_newlines=True), classes=f"detail-value {value_class}".strip(), markup=False),
         classes="detail-row",
     )
 
