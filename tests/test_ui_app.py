@@ -68,6 +68,13 @@ async def run_from_palette(pilot, name: str) -> None:
     await pilot.pause()
 
 
+async def open_detail(pilot) -> None:
+    """enter on the table: the table posts Opened and the app pushes the detail screen, a few
+    messages later. Keys for the detail screen must wait for it, or they reach the flow list."""
+    await pilot.press("enter")
+    await wait_until(lambda: isinstance(pilot.app.screen, FlowDetailScreen), pilot)
+
+
 async def test_filter_typed_and_applied_locally_and_at_the_source(capture: Path, tmp_path: Path) -> None:
     app = make_app(capture, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -142,19 +149,16 @@ async def test_drill_down_back_and_jump_to_source_drops(capture: Path, tmp_path:
         await pilot.press("k", "k")  # row 117: a policy drop of frontend's DNS
         selected = app.table.selected
         assert selected is not None and selected.verdict == flow_pb.DROPPED
-        await pilot.press("enter")
-        await pilot.pause()
-        assert isinstance(app.screen, FlowDetailScreen)
+        await open_detail(pilot)
         assert app.screen.record is selected
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, FlowDetailScreen)
         assert app.table.selected is selected  # the cursor stayed on the flow
-        await pilot.press("enter")
-        await pilot.pause()
+        await open_detail(pilot)
         await pilot.press("d")
-        await pilot.pause()
-        assert not isinstance(app.screen, FlowDetailScreen)
+        # The screen's result reaches the app's callback after the pop, which applies the filter.
+        await wait_until(lambda: not isinstance(app.screen, FlowDetailScreen) and app.filter_state.text != "", pilot)
         rows = app.table.rows.snapshot()
         assert rows and all(r.verdict == flow_pb.DROPPED and r.source.pod == selected.source.pod for r in rows)
 
@@ -162,7 +166,8 @@ async def test_drill_down_back_and_jump_to_source_drops(capture: Path, tmp_path:
 async def test_copy_from_detail_uses_the_clipboard(capture: Path, tmp_path: Path) -> None:
     app = make_app(capture, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("enter", "y")
+        await open_detail(pilot)
+        await pilot.press("y")
         assert app.clipboard.startswith("hubble observe")
         await pilot.press("c")
         assert app.clipboard.startswith('{"flow":') or app.clipboard.startswith("{")
@@ -303,8 +308,7 @@ async def test_mouse_clicks_switch_tabs_and_select_rows(capture: Path, tmp_path:
         await pilot.click("#flow-table", offset=(5, 3))
         assert not app.table.follow and app.table.cursor == round(app.table.scroll_y) + 2
         await pilot.click("#flow-table", offset=(5, 3), times=2)
-        await pilot.pause()
-        assert isinstance(app.screen, FlowDetailScreen)
+        await wait_until(lambda: isinstance(app.screen, FlowDetailScreen), pilot)  # the table posts Opened to the app
 
 
 async def test_palette_runs_an_action_by_name(capture: Path, tmp_path: Path) -> None:
@@ -318,7 +322,8 @@ async def test_palette_runs_an_action_by_name(capture: Path, tmp_path: Path) -> 
 async def test_help_on_the_detail_screen_lists_its_keys(capture: Path, tmp_path: Path) -> None:
     app = make_app(capture, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("enter", "question_mark")
+        await open_detail(pilot)
+        await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         ids = {binding_id for _, _, binding_id in app.screen.rows}
