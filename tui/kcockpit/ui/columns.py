@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 
+from rich.cells import cell_len, set_cell_size
+
 from kcockpit.model.record import DIRECTION_NAMES, L7_RESPONSE, EndpointInfo, FlowRecord
 from kcockpit.ui.printable import printable
 
@@ -179,7 +181,7 @@ def endpoint_cell(endpoint: EndpointInfo, width: int, namespace_filter: str = ""
         if room < 3:
             return fit(name, width), 0
         prefix = namespace[: room - 2] + "…/"
-    return (prefix + name).ljust(width), len(prefix)
+    return fit(prefix + name, width), len(prefix)
 
 
 CELL_TEXT: dict[str, Callable[[FlowRecord, int], str]] = {
@@ -249,9 +251,19 @@ def row_key(record: FlowRecord) -> tuple:
 
 
 def fit(text: str, width: int) -> str:
-    """Pad or cut `text` to exactly `width` cells, marking a cut with an ellipsis."""
-    if len(text) <= width:
-        return text.ljust(width)
+    """Pad or cut `text` to exactly `width` cells, marking a cut with an ellipsis.
+
+    Cells, not characters: a URL or DNS name with CJK or emoji (two cells each) must not
+    push the columns after it, the verdict above all, off the row."""
+    if text.isascii():
+        if len(text) <= width:
+            return text.ljust(width)
+        if width <= 1:
+            return text[:width]
+        return text[: width - 1] + "…"
+    cells = cell_len(text)
+    if cells <= width:
+        return text + " " * (width - cells)
     if width <= 1:
-        return text[:width]
-    return text[: width - 1] + "…"
+        return set_cell_size(text, width)
+    return set_cell_size(text, width - 1) + "…"  # pads with a space where a wide character is split
