@@ -199,14 +199,7 @@ def cell_parts(
 ) -> tuple[str, int]:
     """One cell, exactly `width` cells wide, and the length of its dim prefix (0 for none).
     `namespace` is the namespace filtered on, `count` the flows an aggregated row stands for.
-    Control characters in the flow's text (an ESC in a URL) are shown, not sent to the terminal."""
-    text, prefix = _cell_parts(record, key, width, zone, namespace, count)
-    return printable(text), prefix
-
-
-def _cell_parts(
-    record: FlowRecord, key: str, width: int, zone: tzinfo | None, namespace: str, count: int
-) -> tuple[str, int]:
+    Every text cell goes through fit(), which also makes control characters visible."""
     if key == "source":
         return endpoint_cell(oriented(record)[0], width, namespace)
     if key == "destination":
@@ -254,7 +247,9 @@ def fit(text: str, width: int) -> str:
     """Pad or cut `text` to exactly `width` cells, marking a cut with an ellipsis.
 
     Cells, not characters: a URL or DNS name with CJK or emoji (two cells each) must not
-    push the columns after it, the verdict above all, off the row."""
+    push the columns after it, the verdict above all, off the row. Control characters
+    (an ESC in a URL) are shown as one visible cell each, never sent to the terminal."""
+    text = printable(text)
     if text.isascii():
         if len(text) <= width:
             return text.ljust(width)
