@@ -14,22 +14,29 @@ from kcockpit.sim.world import World
 from kcockpit.sources.kubernetes import KubernetesSource
 
 
-def _sockets() -> int:
-    count = 0
+def _sockets() -> set[str]:
+    """This process's open sockets, by inode ("socket:[1234]"): a new socket is told apart
+    from a closed one even when it reuses the file descriptor."""
+    found = set()
     for fd in os.listdir("/proc/self/fd"):
         try:
-            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+            target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
-            pass  # closed meanwhile
-    return count
+            continue  # closed meanwhile
+        if target.startswith("socket:"):
+            found.add(target)
+    return found
 
 
-def _settles(expected: tuple[int, int], timeout: float = 20.0) -> tuple[int, int]:
+def _leftovers(baseline: tuple[set, set], timeout: float = 20.0) -> tuple[set, set]:
+    """Threads and sockets that exist now but not at `baseline`, once they stop going away.
+    Things of earlier tests that close meanwhile do not count (they did with plain counts)."""
     deadline = time.monotonic() + timeout
     while True:
-        now = (threading.active_count(), _sockets())
-        if (now[0] <= expected[0] and now[1] <= expected[1]) or time.monotonic() > deadline:
-            return now
+        threads = set(threading.enumerate()) - baseline[0]
+        sockets = _sockets() - baseline[1]
+        if not (threads or sockets) or time.monotonic() > deadline:
+            return threads, sockets
         time.sleep(0.05)
 
 
@@ -38,7 +45,7 @@ def test_start_stop_twenty_times_leaves_no_thread_or_socket_behind(tmp_path: Pat
     api = start_kube_api(World.build(13), phase="broken")
     try:
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url)
-        baseline = (threading.active_count(), _sockets())
+        baseline = (set(threading.enumerate()), _sockets())
         for _ in range(20):
             source = KubernetesSource.from_kubeconfig(str(kubeconfig), retry_max_s=0.2, resync_s=30)
             source.start()
@@ -46,6 +53,6 @@ def test_start_stop_twenty_times_leaves_no_thread_or_socket_behind(tmp_path: Pat
             source.stop()
         # Threads of both the source and the API server's watch handlers, and the sockets between them.
         # The handlers notice a closed watch on their next 0.5 s wake-up: slower with the CPU busy.
-        assert _settles(baseline) == baseline
+        assert _leftovers(baseline) == (set(), set())
     finally:
         api.stop()
