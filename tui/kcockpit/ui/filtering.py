@@ -71,14 +71,70 @@ def _term_pattern(keys: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(rf"(?:^|(?<=[\s,]))(?:{names})=([^\s,]+)")
 
 
+def _parsed(text: str):
+    try:
+        return parse_filter(text) if text.strip() else None
+    except FilterSyntaxError:
+        return None
+
+
+def _entries(parsed, keys: tuple[str, ...]) -> list:
+    """The positive entries for `keys` (the `verdict` or `namespace` flag, whatever the
+    spelling: `dropped`, `ns=x`, `--verdict DROPPED`, `-n x`)."""
+    return [e for e in parsed.entries if e.flag == keys[0] and not e.negated]
+
+
 def term_value(text: str, keys: tuple[str, ...]) -> str:
-    match = _term_pattern(keys).search(text)
-    return match.group(1) if match else ""
+    """The one value the filter requires for `keys` in every `or` alternative, else "".
+
+    Read from the parsed filter, so `dropped` counts as verdict=dropped, while `not
+    verdict=dropped` (a negation) and `ns=a or ns=b` (no single namespace) do not."""
+    parsed = _parsed(text)
+    if parsed is None:
+        match = _term_pattern(keys).search(text)
+        return match.group(1) if match else ""
+    entries = _entries(parsed, keys)
+    values = {e.value for e in entries}
+    if len(values) != 1 or {e.group for e in entries} != {e.group for e in parsed.entries}:
+        return ""
+    return values.pop() or ""
 
 
 def with_term(text: str, keys: tuple[str, ...], value: str) -> str:
-    """`text` with its `key=...` terms (any spelling in `keys`) replaced by `keys[0]=value`,
-    or removed when value is ""."""
+    """`text` with its positive `key=...` terms (any spelling in `keys`) replaced by
+    `keys[0]=value` in every `or` alternative, or removed when value is "".
+
+    Each alternative gets the term: `a or b` with verdict=dropped is `a verdict=dropped or
+    b verdict=dropped`, the drops of both (appending once would only narrow `b`)."""
+    parsed = _parsed(text)
+    if parsed is None or any(text[e.position:e.position + len(e.token)] != e.token for e in parsed.entries):
+        return _with_term_in_text(text, keys, value)
+    removed = _entries(parsed, keys)
+    edits: list[tuple[int, int, str]] = [(e.position, e.position + len(e.token), "") for e in removed]
+    if not value and {e.group for e in parsed.entries} - {e.group for e in parsed.entries if e not in removed}:
+        return ""  # an alternative left with no term matches every flow: so does the filter
+    if value:
+        ends: dict[int, int] = {}
+        for entry in parsed.entries:
+            ends[entry.group] = max(ends.get(entry.group, 0), entry.position + len(entry.token))
+        edits += [(end, end, f" {keys[0]}={value}") for end in ends.values()] or [(len(text), len(text), f" {keys[0]}={value}")]
+    # Right to left, an insertion before a removal that ends where it starts: offsets stay valid.
+    for start, end, replacement in sorted(edits, key=lambda edit: (edit[0], edit[1] - edit[0]), reverse=True):
+        text = text[:start] + replacement + text[end:]
+    return _tidy(text)
+
+
+def _tidy(text: str) -> str:
+    """Separators left behind by removed terms: doubled commas and spaces, an `or` with no
+    alternative on one side."""
+    text = re.sub(r"\s*,\s*(,\s*)+", ", ", text)
+    text = re.sub(r"(?:^|\s)or(?:\s+or)+(?=\s|$)", " or", text).strip(" ,")
+    text = "" if text == "or" else re.sub(r"^or[\s,]+|[\s,]+or$", "", text)
+    return re.sub(r"\s{2,}", " ", text).strip(" ,")
+
+
+def _with_term_in_text(text: str, keys: tuple[str, ...], value: str) -> str:
+    """with_term for a text that does not parse: a plain textual edit of `key=value` terms."""
     stripped = _term_pattern(keys).sub("", text)
     stripped = re.sub(r"\s*,\s*(,\s*)+", ", ", stripped).strip(" ,")
     stripped = re.sub(r"\s{2,}", " ", stripped)
