@@ -7,6 +7,7 @@ Any Hubble client works against it unchanged, the real `hubble` CLI included:
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -14,8 +15,11 @@ import threading
 from kcockpit.sim.embedded import DEFAULT_BACKFILL_S, DemoCluster
 from kcockpit.sim.scenario import DEFAULT_DURATIONS_S
 from kcockpit.sim.server import DEFAULT_MAX_FLOWS
-from kcockpit.sim.traffic import DEFAULT_RATE
+from kcockpit.sim.traffic import DEFAULT_RATE, MAX_RATE
 from kcockpit.sim.world import PHASES
+
+MAX_SECONDS = 86_400.0  # a phase longer than a day is a typo (and inf or nan would crash the timers)
+MAX_BACKFILL_S = 3_600.0  # history is generated before the server starts: an hour already takes a while
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,16 +67,16 @@ def _host_port(value: str, flag: str) -> tuple[str, int]:
 
 def run(args: argparse.Namespace) -> int:
     _host_port(args.listen, "--listen")
-    if args.rate <= 0:
-        raise _fail(f"--rate must be above 0 flows/s, got {args.rate:g}")
+    if not 0 < args.rate <= MAX_RATE:  # also refuses nan
+        raise _fail(f"--rate must be above 0 and at most {MAX_RATE:g} flows/s, got {args.rate:g}")
     if args.max_flows < 1:
         raise _fail(f"--max-flows must be at least 1, got {args.max_flows}")
     durations = {phase: getattr(args, f"{phase}_s") for phase in PHASES}
     for phase, seconds in durations.items():
-        if seconds <= 0:
-            raise _fail(f"--{phase}-s must be above 0 seconds, got {seconds:g}")
-    if args.backfill < 0:
-        raise _fail(f"--backfill must be 0 seconds or more, got {args.backfill:g}")
+        if not 0 < seconds <= MAX_SECONDS:
+            raise _fail(f"--{phase}-s must be above 0 and at most {MAX_SECONDS:g} seconds, got {seconds:g}")
+    if not 0 <= args.backfill <= MAX_BACKFILL_S:
+        raise _fail(f"--backfill must be 0 to {MAX_BACKFILL_S:g} seconds, got {args.backfill:g}")
     if args.kubeconfig_out and not args.kube_api:
         raise _fail("--kubeconfig-out needs --kube-api HOST:PORT")
     metrics_at = _host_port(args.metrics, "--metrics") if args.metrics else None

@@ -76,8 +76,8 @@ class HubbleConnection:
             raise HubbleError(
                 "mTLS needs both --tls-client-cert-file and --tls-client-key-file", address=self.server
             )
-        if self.timeout <= 0:
-            raise HubbleError(f"--timeout must be positive, got {self.timeout}", address=self.server)
+        if not 0 < self.timeout < float("inf"):  # also refuses nan
+            raise HubbleError(f"--timeout must be positive (seconds), got {self.timeout}", address=self.server)
         self._pem_files  # noqa: B018 - reads (and caches) the files, raising on a bad one
 
     @cached_property

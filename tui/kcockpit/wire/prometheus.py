@@ -177,8 +177,8 @@ class PrometheusConfig:
             raise PrometheusConfigError(f"Prometheus CA file {self.ca_file!r} does not exist")
         if self.bearer_token and self.username:
             raise PrometheusConfigError("give either a Prometheus bearer token or a user name, not both")
-        if self.timeout_s <= 0:
-            raise PrometheusConfigError(f"Prometheus timeout must be positive, got {self.timeout_s}")
+        if not 0 < self.timeout_s < float("inf"):  # also refuses nan
+            raise PrometheusConfigError(f"Prometheus timeout must be positive (seconds), got {self.timeout_s}")
 
 
 def parse_header(text: str) -> tuple[str, str]:
