@@ -37,6 +37,13 @@ def resolve(cluster: Cluster, text: str, port: int = 0, protocol: str = "TCP") -
         ip = ""
     if ip:
         return cluster.pod_by_ip(ip) or _node_by_ip(cluster, ip) or world_endpoint(ip), port
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        network = None
+    if network is not None:  # 10.0.0.0/8 would otherwise read as namespace 10.0.0.0, pod 8
+        example = next(iter(network.hosts()), network.network_address)
+        raise TargetError(f"{text!r} is a CIDR: a connection has one address, give one IP (e.g. {example})")
     namespace, slash, name = text.partition("/")
     if not slash and _DNS_NAME.fullmatch(text) and "." in text:
         return world_endpoint("", (text.rstrip(".").lower(),)), port  # outside the cluster, known by name only
