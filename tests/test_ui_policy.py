@@ -74,7 +74,7 @@ async def test_dns_drop_explained_fixed_copied_saved_and_allowed_after_the_fix(t
         feed = app.session.integrations.policy
         await wait_until(lambda: feed.data().cluster is not None, pilot)
         await wait_until(lambda: newest(app, VERDICT_DROPPED) is not None, pilot)
-        assert "k8s ✓ 4 policies" in status_text(app)
+        await wait_until(lambda: "k8s ✓ 4 policies" in status_text(app), pilot)  # the status bar updates 5 times a second
 
         screen = await open_detail(app, pilot, newest(app, VERDICT_DROPPED))
         explanation = screen.explanation
