@@ -130,7 +130,7 @@ async def test_no_kubernetes_says_why_in_one_line(tmp_path: Path) -> None:
         await app.push_screen(screen)
         await pilot.pause()
         assert shown_text(screen).splitlines() == ["Policy verdict", "policy", "no policy data: --no-kubernetes"]
-        assert "k8s off" in status_text(app)
+        await wait_until(lambda: "k8s off" in status_text(app), pilot)
         await pilot.press("f")  # nothing to copy: the binding is disabled
         assert app.clipboard == ""
         await pilot.press("q")
