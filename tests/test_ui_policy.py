@@ -128,8 +128,8 @@ async def test_no_kubernetes_says_why_in_one_line(tmp_path: Path) -> None:
         await wait_until(lambda: newest(app, VERDICT_DROPPED) is not None, pilot)
         screen = FlowDetailScreen(newest(app, VERDICT_DROPPED), UTC)
         await app.push_screen(screen)
-        await pilot.pause()
-        assert shown_text(screen).splitlines() == ["Policy verdict", "policy", "no policy data: --no-kubernetes"]
+        expected = ["Policy verdict", "policy", "no policy data: --no-kubernetes"]
+        await wait_until(lambda: shown_text(screen).splitlines() == expected, pilot)
         await wait_until(lambda: "k8s off" in status_text(app), pilot)
         await pilot.press("f")  # nothing to copy: the binding is disabled
         assert app.clipboard == ""
@@ -149,9 +149,8 @@ async def test_forbidden_networkpolicies_show_in_the_status_bar_and_flows_keep_f
         await wait_until(lambda: newest(app, VERDICT_DROPPED) is not None, pilot)
         screen = FlowDetailScreen(newest(app, VERDICT_DROPPED), UTC)
         await app.push_screen(screen)
-        await pilot.pause()
-        shown = shown_text(screen)
-        assert "no policy data: cannot list networkpolicies.networking.k8s.io at cluster scope: forbidden" in shown
+        forbidden = "no policy data: cannot list networkpolicies.networking.k8s.io at cluster scope: forbidden"
+        await wait_until(lambda: forbidden in shown_text(screen), pilot)
         await pilot.press("escape")
         await pilot.press("q")
 
