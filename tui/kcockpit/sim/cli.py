@@ -138,13 +138,17 @@ def run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     cluster.scenario.add_listener(lambda phase, _at: print(f"  phase -> {phase}", flush=True))
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl+C sets the event like SIGTERM rather than raising KeyboardInterrupt: a second one
+    # (impatience, or the SIGINT `timeout` forwards) raised inside the shutdown, which then
+    # left the gRPC server's threads running and the process hanging, or died in a lock.
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         stop.wait()  # phase changes are announced from the server's pump thread
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous[signal.SIGTERM])
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # from here on: the process is ending
         cluster.stop()
         print("kcockpit demo-server: stopped", file=sys.stderr, flush=True)
     return 0
