@@ -234,7 +234,12 @@ class CockpitApp(App[int]):
         gc.collect()
         gc.freeze()
         gc.set_threshold(young, middle, 1_000_000)
-        self.set_interval(FULL_GC_INTERVAL, gc.collect)
+        self.set_interval(FULL_GC_INTERVAL, self._collect_garbage)
+
+    def _collect_garbage(self) -> None:
+        # A method, not gc.collect itself: Textual's timers inspect the callback's
+        # signature, which a C builtin does not have (the app crashed after a minute).
+        gc.collect()
 
     # --- draining ----------------------------------------------------------------
 
