@@ -409,7 +409,9 @@ class CockpitApp(App[int]):
             bar.show_error("")
             self.main.set_focus(self.table)
         elif self.filter_state.text:
-            self.apply_filter("")
+            cleared = self.filter_state.text
+            if self.apply_filter(""):
+                self.notify(f"{cleared}\n/ then ↑ brings it back", title="Filter cleared", timeout=4, markup=False)
 
     def action_cycle_verdict(self) -> None:
         current = self.filter_state.verdict
@@ -455,9 +457,9 @@ class CockpitApp(App[int]):
         try:
             path = export_records(records, self.export_dir)
         except OSError as error:
-            self.notify(f"Export failed: {error}", severity="error")
+            self.notify(f"Export failed: {error}", severity="error", markup=False)
             return
-        self.notify(f"Exported {len(records)} flows to {path}", title="Export")
+        self.notify(f"Exported {len(records)} flows to {path}", title="Export", markup=False)
 
     def action_demo_phase(self, step: int) -> None:
         demo = getattr(self.session, "demo", None)

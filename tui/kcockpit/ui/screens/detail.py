@@ -255,7 +255,7 @@ class FlowDetailScreen(Screen[str | None]):
         proposal = self._fix()
         if proposal is not None:
             self.app.copy_to_clipboard(fix_document(proposal))
-            self.notify(f"fix copied to the clipboard (OSC 52): {proposal.title}", timeout=3)
+            self.notify(f"fix copied to the clipboard (OSC 52): {proposal.title}", timeout=3, markup=False)
 
     def action_save_fix(self) -> None:
         proposal = self._fix()
@@ -265,9 +265,9 @@ class FlowDetailScreen(Screen[str | None]):
         try:
             path = save_fix(proposal, Path(directory))
         except OSError as error:
-            self.notify(f"cannot save the fix in {directory}: {error.strerror or error}", severity="error")
+            self.notify(f"cannot save the fix in {directory}: {error.strerror or error}", severity="error", markup=False)
             return
-        self.notify(f"fix saved to {path}", title="Fix", timeout=5)
+        self.notify(f"fix saved to {path}", title="Fix", timeout=5, markup=False)
 
     async def action_next_fix(self) -> None:
         if self.explanation is not None and self.explanation.fixes:

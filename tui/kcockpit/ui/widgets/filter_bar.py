@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Static
@@ -13,9 +14,18 @@ PLACEHOLDER = "filter, e.g. ns=otel-demo dropped to:port=53 (/ to type, enter ap
 MARK_EMPTY = " / "
 MARK_APPLIED = " ✓ "
 MARK_EDITED = " ✎ "
+HISTORY_SIZE = 50
 
 
 class FilterBar(Vertical):
+    """Also keeps the filters applied this session: up/down in the input recall them, so a
+    long filter cleared by esc (or replaced) is one key away."""
+
+    BINDINGS = [
+        Binding("up", "recall(-1)", "Filter bar: older filter", show=False, id="filter.history.older"),
+        Binding("down", "recall(1)", "Filter bar: newer filter", show=False, id="filter.history.newer"),
+    ]
+
     DEFAULT_CSS = """
     FilterBar {
         height: auto;
@@ -38,6 +48,9 @@ class FilterBar(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.applied = ""
+        self.history: list[str] = []
+        self._recalled: int | None = None  # index into history while browsing it
+        self._draft = ""  # what was typed before browsing began
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -47,7 +60,31 @@ class FilterBar(Vertical):
 
     def set_applied(self, text: str) -> None:
         self.applied = text
+        self._recalled = None
+        if text and (not self.history or self.history[-1] != text):
+            self.history.append(text)
+            del self.history[:-HISTORY_SIZE]
         self._update_mark()
+
+    def action_recall(self, step: int) -> None:
+        """Show an older (-1) or newer (+1) applied filter; past the newest, the draft again."""
+        if not self.history:
+            return
+        if self._recalled is None:
+            if step > 0:
+                return
+            self._draft = self.text
+            index = len(self.history) - 1
+        else:
+            index = self._recalled + step
+        if index < 0:
+            return
+        if index >= len(self.history):
+            self._recalled = None
+            self.set_text(self._draft)
+            return
+        self._recalled = index
+        self.set_text(self.history[index])
 
     def _update_mark(self) -> None:
         mark = self.query_one("#filter-mark", Static)

@@ -50,7 +50,7 @@ class StatusBar(Widget):
         if integrations is not None:
             info = replace(info, extra=integrations.status_parts())
             for notice in integrations.notices.take():
-                self.app.notify(notice.text, title=notice.title, severity=notice.severity, timeout=8)
+                self.app.notify(notice.text, title=notice.title, severity=notice.severity, timeout=8, markup=False)
         if info != self.info:
             self.info = info
             self.refresh()
