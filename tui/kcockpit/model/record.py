@@ -104,18 +104,36 @@ class EndpointInfo:
         return self.reserved or self.display_name()
 
 
+# Decoded records are kept (the flow list decodes every flow it shows), and each decoding
+# makes new strings: the same pod labels and names then cost ~2.8 KB per flow. Sharing one
+# copy of each repeated value cuts that to a fraction. Bounded: a cluster with much churn
+# starts a fresh table rather than growing it without end.
+_SHARED: dict = {}
+_SHARED_LIMIT = 100_000
+
+
+def _shared(value):
+    """The one kept copy of a str or tuple of str equal to `value`."""
+    kept = _SHARED.get(value)
+    if kept is None:
+        if len(_SHARED) >= _SHARED_LIMIT:
+            _SHARED.clear()
+        _SHARED[value] = kept = value
+    return kept
+
+
 def _endpoint(ep, ip: str, port: int, names, service) -> EndpointInfo:
     workloads = ep.workloads
     return EndpointInfo(
-        namespace=ep.namespace,
-        pod=ep.pod_name,
-        workload=workloads[0].name if workloads else "",
+        namespace=_shared(ep.namespace),
+        pod=_shared(ep.pod_name),
+        workload=_shared(workloads[0].name) if workloads else "",
         identity=ep.identity,
-        ip=ip,
+        ip=_shared(ip),
         port=port,
-        labels=tuple(ep.labels),
-        names=tuple(names),
-        service=f"{service.namespace}/{service.name}" if service.name else "",
+        labels=_shared(tuple(ep.labels)),
+        names=_shared(tuple(names)) if names else (),
+        service=_shared(f"{service.namespace}/{service.name}") if service.name else "",
     )
 
 
