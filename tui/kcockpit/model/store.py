@@ -18,7 +18,11 @@ from itertools import islice
 
 from kcockpit.model.record import FlowRecord
 
-DEFAULT_CAPACITY = 250_000  # about 2 minutes of a busy 2k flows/s cluster, ~150 MB
+# A flow costs about 2.5 KB here: its ~1.4 KB of wire bytes (kept for the detail view and
+# export), the record, and its decoded fields once shown. So 100k flows are ~250 MB: modest
+# on a shared bastion, 5 minutes of the demo, 50 s of a busy 2k flows/s cluster (more with
+# a server-side filter). --buffer-size raises it.
+DEFAULT_CAPACITY = 100_000
 
 
 @dataclass(slots=True)

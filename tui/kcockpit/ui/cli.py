@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     view = parser.add_argument_group("view")
     view.add_argument(
         "--buffer-size", type=int, default=DEFAULT_CAPACITY, metavar="FLOWS",
-        help=f"flows kept in memory; the oldest are evicted beyond it (default: {DEFAULT_CAPACITY})",
+        help=f"flows kept in memory, about 2.5 KB each; the oldest are evicted beyond it (default: {DEFAULT_CAPACITY})",
     )
     view.add_argument(
         "--theme", choices=THEME_NAMES, default="dark",
