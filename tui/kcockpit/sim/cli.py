@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import select
 import signal
 import sys
-import threading
 
 from kcockpit.sim.embedded import DEFAULT_BACKFILL_S, DemoCluster
 from kcockpit.sim.scenario import DEFAULT_DURATIONS_S
@@ -63,6 +64,52 @@ def _host_port(value: str, flag: str) -> tuple[str, int]:
     if not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:  # isdigit alone takes "²"
         raise _fail(f"{flag} {value!r} is not HOST:PORT (e.g. 127.0.0.1:4245)")
     return host, int(port)
+
+
+def _no_op(_number: int, _frame: object) -> None:
+    """The Python-level handler: nothing, above all no lock. Handlers run in the main thread
+    between any two bytecodes and can nest (a burst of signals, `timeout` forwarding one more),
+    so one taking a lock, as threading.Event.set does, can interrupt itself inside that lock
+    and wait for it forever."""
+
+
+class StopSignals:
+    """SIGINT and SIGTERM caught for a clean stop: `with StopSignals() as signals: ... signals.wait()`.
+
+    Entering installs the handlers (a signal from then on is never lost: the C-level handler
+    writes its number to a wakeup pipe that `wait` reads); leaving ignores SIGINT (the process
+    is ending: a second Ctrl+C must not raise inside the shutdown) and restores SIGTERM."""
+
+    WANTED = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> StopSignals:
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._write_fd, False)  # set_wakeup_fd requires it
+        self._previous_wakeup = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)  # before the handlers
+        self._previous: dict[int, object] = {}
+        try:
+            for number in self.WANTED:
+                self._previous[number] = signal.signal(number, _no_op)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def wait(self) -> int:
+        """Block until SIGINT or SIGTERM arrives (or arrived since entering); returns its number."""
+        while True:
+            select.select([self._read_fd], [], [])  # retried after a signal's Python handler ran (PEP 475)
+            for number in os.read(self._read_fd, 512):
+                if number in self.WANTED:
+                    return number
+
+    def __exit__(self, *exc_info: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if signal.SIGTERM in self._previous:
+            signal.signal(signal.SIGTERM, self._previous[signal.SIGTERM])
+        signal.set_wakeup_fd(self._previous_wakeup)
+        os.close(self._read_fd)
+        os.close(self._write_fd)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,28 +174,19 @@ def run(args: argparse.Namespace) -> int:
         if args.scenario == "auto"
         else f"{args.scenario} (fixed)"
     )
-    print(f"kcockpit demo-server: Hubble Observer API on {address} (seed {args.seed}, {args.rate:g} flows/s)", flush=True)
-    print(f"  scenario: {story}", flush=True)
-    if metrics is not None:
-        print(f"  metrics:  {metrics.url}", flush=True)
-    if kube_api is not None:
-        kubeconfig = f" (kubeconfig: {args.kubeconfig_out})" if args.kubeconfig_out else ""
-        print(f"  kube-api: {kube_api.url}{kubeconfig}", flush=True)
-    print(f"  try: hubble observe --server {address} --last 20   (Ctrl+C stops)", flush=True)
-
-    stop = threading.Event()
-    cluster.scenario.add_listener(lambda phase, _at: print(f"  phase -> {phase}", flush=True))
-    # Ctrl+C sets the event like SIGTERM rather than raising KeyboardInterrupt: a second one
-    # (impatience, or the SIGINT `timeout` forwards) raised inside the shutdown, which then
-    # left the gRPC server's threads running and the process hanging, or died in a lock.
-    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
-        stop.wait()  # phase changes are announced from the server's pump thread
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous[signal.SIGTERM])
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # from here on: the process is ending
+        with StopSignals() as stop_signals:  # caught before the banner says Ctrl+C stops
+            print(f"kcockpit demo-server: Hubble Observer API on {address} (seed {args.seed}, {args.rate:g} flows/s)", flush=True)
+            print(f"  scenario: {story}", flush=True)
+            if metrics is not None:
+                print(f"  metrics:  {metrics.url}", flush=True)
+            if kube_api is not None:
+                kubeconfig = f" (kubeconfig: {args.kubeconfig_out})" if args.kubeconfig_out else ""
+                print(f"  kube-api: {kube_api.url}{kubeconfig}", flush=True)
+            print(f"  try: hubble observe --server {address} --last 20   (Ctrl+C stops)", flush=True)
+            cluster.scenario.add_listener(lambda phase, _at: print(f"  phase -> {phase}", flush=True))
+            stop_signals.wait()  # phase changes are announced from the server's pump thread
+    finally:  # SIGINT is ignored from here on
         cluster.stop()
         print("kcockpit demo-server: stopped", file=sys.stderr, flush=True)
     return 0
