@@ -315,3 +315,18 @@ def test_unusable_options_give_one_line_errors(argv, fragment):
     with pytest.raises(PrometheusConfigError) as error:
         prometheus_config_from_args(parse(argv))
     assert fragment in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--prometheus-header", "novalue"], "must look like 'Name: value'"),
+        (["--prometheus-timeout", "-1"], "must be positive"),
+        (["--prometheus-timeout", "nan"], "must be positive"),
+    ],
+)
+def test_unusable_options_are_refused_even_without_a_url(monkeypatch, argv, fragment):
+    monkeypatch.delenv("PROMETHEUS_URL", raising=False)
+    with pytest.raises(PrometheusConfigError) as error:
+        prometheus_config_from_args(parse(argv))
+    assert fragment in str(error.value)

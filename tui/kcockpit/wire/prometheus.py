@@ -177,8 +177,12 @@ class PrometheusConfig:
             raise PrometheusConfigError(f"Prometheus CA file {self.ca_file!r} does not exist")
         if self.bearer_token and self.username:
             raise PrometheusConfigError("give either a Prometheus bearer token or a user name, not both")
-        if not 0 < self.timeout_s < float("inf"):  # also refuses nan
-            raise PrometheusConfigError(f"Prometheus timeout must be positive (seconds), got {self.timeout_s}")
+        check_timeout(self.timeout_s)
+
+
+def check_timeout(timeout_s: float) -> None:
+    if not 0 < timeout_s < float("inf"):  # also refuses nan
+        raise PrometheusConfigError(f"Prometheus timeout must be positive (seconds), got {timeout_s}")
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -237,7 +241,10 @@ def add_prometheus_arguments(parser: argparse.ArgumentParser) -> None:
 def prometheus_config_from_args(args: argparse.Namespace) -> PrometheusConfig | None:
     """The configuration the options describe, or None when no URL was given.
 
-    Raises PrometheusConfigError (one line) for unusable options."""
+    Raises PrometheusConfigError (one line) for unusable options, also without a URL: a
+    mistyped option should not wait to be noticed until Prometheus is configured."""
+    headers = dict(parse_header(h) for h in args.prometheus_header)
+    check_timeout(args.prometheus_timeout)
     if not args.prometheus:
         return None
     token = args.prometheus_token
@@ -256,7 +263,7 @@ def prometheus_config_from_args(args: argparse.Namespace) -> PrometheusConfig | 
         password=args.prometheus_password,
         ca_file=args.prometheus_ca_file,
         insecure_skip_verify=args.prometheus_insecure_skip_verify,
-        headers=dict(parse_header(h) for h in args.prometheus_header),
+        headers=headers,
         timeout_s=args.prometheus_timeout,
     )
 
