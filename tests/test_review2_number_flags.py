@@ -21,8 +21,8 @@ def run(*argv: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--demo", "--rate", "nan"], "kcockpit: error: --rate must be positive and at most 100000 flows/s, got nan"),
-        (["--demo", "--rate", "1e9"], "kcockpit: error: --rate must be positive and at most 100000 flows/s, got 1e+09"),
+        (["--demo", "--rate", "nan"], "kcockpit: error: --rate must be above 0 and at most 100000 flows/s, got nan"),
+        (["--demo", "--rate", "1e9"], "kcockpit: error: --rate must be above 0 and at most 100000 flows/s, got 1e+09"),
         (["--server", "127.0.0.1:1", "--timeout", "nan"], "kcockpit: error: --timeout must be positive (seconds), got nan"),
         (["--server", "127.0.0.1:1", "--timeout", "inf"], "kcockpit: error: --timeout must be positive (seconds), got inf"),
         (["--demo", "--prometheus", "http://x", "--prometheus-timeout", "nan"],

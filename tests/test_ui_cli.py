@@ -28,7 +28,7 @@ def run_kcockpit(*args: str) -> subprocess.CompletedProcess:
         (["--filter", "verdict=sometimes"], "--filter 'verdict=sometimes': unknown verdict 'sometimes'"),
         (["--demo", "--input-file", "x.json"], "--demo and --input-file are two different sources"),
         (["--buffer-size", "0"], "--buffer-size must be at least 1"),
-        (["--demo", "--rate", "0"], "--rate must be positive"),
+        (["--demo", "--rate", "0"], "--rate must be above 0"),
         (["--export-dir", "/nonexistent"], "--export-dir '/nonexistent' is not a directory"),
         (["--demo", "--prometheus", "localhost:9090"], "Prometheus URL 'localhost:9090' must start with http:// or https://"),
         (["--demo", "--prometheus", "http://x", "--prometheus-timeout", "0"], "Prometheus timeout must be positive"),

@@ -7,7 +7,6 @@ Any Hubble client works against it unchanged, the real `hubble` CLI included:
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import select
 import signal
@@ -16,7 +15,7 @@ import sys
 from kcockpit.sim.embedded import DEFAULT_BACKFILL_S, DemoCluster
 from kcockpit.sim.scenario import DEFAULT_DURATIONS_S
 from kcockpit.sim.server import DEFAULT_MAX_FLOWS
-from kcockpit.sim.traffic import DEFAULT_RATE, MAX_RATE
+from kcockpit.sim.traffic import DEFAULT_RATE, rate_problem
 from kcockpit.sim.world import PHASES
 
 MAX_SECONDS = 86_400.0  # a phase longer than a day is a typo (and inf or nan would crash the timers)
@@ -114,8 +113,8 @@ class StopSignals:
 
 def run(args: argparse.Namespace) -> int:
     _host_port(args.listen, "--listen")
-    if not 0 < args.rate <= MAX_RATE:  # also refuses nan
-        raise _fail(f"--rate must be above 0 and at most {MAX_RATE:g} flows/s, got {args.rate:g}")
+    if problem := rate_problem(args.rate):
+        raise _fail(f"--rate {problem}")
     if args.max_flows < 1:
         raise _fail(f"--max-flows must be at least 1, got {args.max_flows}")
     durations = {phase: getattr(args, f"{phase}_s") for phase in PHASES}

@@ -57,6 +57,13 @@ from kcockpit.wire.hubble_pb import GetFlowsResponse, flow_pb
 # alone tops out near 70,000 flows/s (benchmarks/RESULTS.md).
 MAX_RATE = 100_000.0
 DEFAULT_RATE = 200.0  # flows per second
+
+
+def rate_problem(flows_per_s: float) -> str:
+    """Why a flow rate cannot be used ("" when it can); refuses nan and inf too."""
+    if 0 < flows_per_s <= MAX_RATE:
+        return ""
+    return f"must be above 0 and at most {MAX_RATE:g} flows/s, got {flows_per_s:g}"
 EMITTER = flow_pb.Emitter(name="Hubble", version="1.16.4+g5e4d2c0")
 DNS_TIMEOUT_NS = 2_500_000_000  # resolver timeout between attempts
 US = 1_000
@@ -248,8 +255,8 @@ class Simulator:
         *,
         flows_per_activity: float | None = None,
     ) -> None:
-        if rate <= 0:
-            raise ValueError(f"flow rate must be above 0 flows/s, got {rate}")
+        if problem := rate_problem(rate):
+            raise ValueError(f"flow rate {problem}")
         self.world = world
         self.clock = clock or SystemClock()
         self.scenario = scenario or Scenario(self.clock)
@@ -280,8 +287,8 @@ class Simulator:
 
     @rate.setter
     def rate(self, flows_per_s: float) -> None:
-        if flows_per_s <= 0:
-            raise ValueError(f"flow rate must be above 0 flows/s, got {flows_per_s}")
+        if problem := rate_problem(flows_per_s):
+            raise ValueError(f"flow rate {problem}")
         self._rate = flows_per_s
         self._mean_gap_ns = self._flows_per_activity / flows_per_s * SECOND
 

@@ -131,10 +131,10 @@ def _flow_session(args: argparse.Namespace, store, prometheus_config):
             _reattach_terminal()
         return session
     if args.demo:
-        from kcockpit.sim.traffic import MAX_RATE
+        from kcockpit.sim.traffic import rate_problem
 
-        if not 0 < args.rate <= MAX_RATE:  # also refuses nan
-            raise _fail(f"--rate must be positive and at most {MAX_RATE:g} flows/s, got {args.rate:g}")
+        if problem := rate_problem(args.rate):
+            raise _fail(f"--rate {problem}")
         from kcockpit.sim.embedded import DemoCluster
         from kcockpit.ui.integrations import PrometheusFeed, policy_feed_from_args
         from kcockpit.ui.session import DemoSession
