@@ -250,7 +250,7 @@ class CockpitApp(App[int]):
             match_locally = self._must_match_locally()
             records, self._mark = self.store.since(self._mark)
             if records:
-                self._rate.add_times([r.time_ns for r in records])
+                self._rate.add_times(r.time_ns for r in records)
                 if match_locally:
                     matcher = self.filter_state.matcher
                     records = [r for r in records if matcher.matches_record(r)]

@@ -135,9 +135,7 @@ def _tidy(text: str) -> str:
 
 def _with_term_in_text(text: str, keys: tuple[str, ...], value: str) -> str:
     """with_term for a text that does not parse: a plain textual edit of `key=value` terms."""
-    stripped = _term_pattern(keys).sub("", text)
-    stripped = re.sub(r"\s*,\s*(,\s*)+", ", ", stripped).strip(" ,")
-    stripped = re.sub(r"\s{2,}", " ", stripped)
+    stripped = _tidy(_term_pattern(keys).sub("", text))
     if not value:
         return stripped
     return f"{stripped} {keys[0]}={value}".strip()
