@@ -1,0 +1,133 @@
+"""Cells: the counters of one key over one time bucket (a second, ten seconds, or all time).
+
+A cell only ever grows by `merge`; the windows sum cells. Each table has its own cell type
+with the counters its rows show. Cells are plain slotted objects: they are made per key
+per second on the ingest side and shipped as they are.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from kcockpit.model.aggregates.sketch import LatencySketch
+
+
+def _merge_sketch(mine: LatencySketch | None, theirs: LatencySketch | None) -> LatencySketch | None:
+    if theirs is None:
+        return mine
+    if mine is None:
+        mine = LatencySketch()
+    mine.merge(theirs)
+    return mine
+
+
+class EdgeCell:
+    """A service edge: flow counts by verdict, drops by reason, and HTTP RED counters kept
+    apart by reporter (the server's ingress proxy, the client's egress proxy), so a window
+    can count one side's view of each exchange."""
+
+    __slots__ = (
+        "flows", "forwarded", "dropped", "drop_reasons", "first_ns", "last_ns",
+        "server_requests", "server_responses", "server_errors", "server_latency",
+        "client_requests", "client_responses", "client_errors", "client_latency",
+    )
+
+    def __init__(self) -> None:
+        self.flows = self.forwarded = self.dropped = 0
+        self.drop_reasons: Counter[int] = Counter()
+        self.first_ns = 0
+        self.last_ns = 0
+        self.server_requests = self.server_responses = self.server_errors = 0
+        self.client_requests = self.client_responses = self.client_errors = 0
+        self.server_latency: LatencySketch | None = None
+        self.client_latency: LatencySketch | None = None
+
+    def seen(self, time_ns: int) -> None:
+        if not self.first_ns or time_ns < self.first_ns:
+            self.first_ns = time_ns
+        if time_ns > self.last_ns:
+            self.last_ns = time_ns
+
+    def merge(self, other: EdgeCell) -> None:
+        self.flows += other.flows
+        self.forwarded += other.forwarded
+        self.dropped += other.dropped
+        if other.drop_reasons:
+            self.drop_reasons.update(other.drop_reasons)
+        if other.first_ns and (not self.first_ns or other.first_ns < self.first_ns):
+            self.first_ns = other.first_ns
+        if other.last_ns > self.last_ns:
+            self.last_ns = other.last_ns
+        self.server_requests += other.server_requests
+        self.server_responses += other.server_responses
+        self.server_errors += other.server_errors
+        self.client_requests += other.client_requests
+        self.client_responses += other.client_responses
+        self.client_errors += other.client_errors
+        self.server_latency = _merge_sketch(self.server_latency, other.server_latency)
+        self.client_latency = _merge_sketch(self.client_latency, other.client_latency)
+
+
+class DnsCell:
+    """DNS lookups of one client, name and query type."""
+
+    __slots__ = (
+        "requests", "responses", "rcodes", "unanswered", "dropped", "drop_policies", "latency",
+        "first_ns", "last_ns", "servers",
+    )
+
+    def __init__(self) -> None:
+        self.requests = self.responses = self.unanswered = self.dropped = 0
+        self.rcodes: Counter[str] = Counter()
+        self.drop_policies: Counter[str] = Counter()  # deciding policy of dropped lookups ("" unknown)
+        self.servers: Counter[str] = Counter()  # the DNS server endpoints asked
+        self.latency: LatencySketch | None = None
+        self.first_ns = 0
+        self.last_ns = 0
+
+    def seen(self, time_ns: int) -> None:
+        if not self.first_ns or time_ns < self.first_ns:
+            self.first_ns = time_ns
+        if time_ns > self.last_ns:
+            self.last_ns = time_ns
+
+    def merge(self, other: DnsCell) -> None:
+        self.requests += other.requests
+        self.responses += other.responses
+        self.unanswered += other.unanswered
+        self.dropped += other.dropped
+        if other.rcodes:
+            self.rcodes.update(other.rcodes)
+        if other.drop_policies:
+            self.drop_policies.update(other.drop_policies)
+        if other.servers:
+            self.servers.update(other.servers)
+        self.latency = _merge_sketch(self.latency, other.latency)
+        if other.first_ns and (not self.first_ns or other.first_ns < self.first_ns):
+            self.first_ns = other.first_ns
+        if other.last_ns > self.last_ns:
+            self.last_ns = other.last_ns
+
+
+class CountCell:
+    """A count of flows and when they were seen (policy groups, all flows)."""
+
+    __slots__ = ("flows", "first_ns", "last_ns")
+
+    def __init__(self) -> None:
+        self.flows = 0
+        self.first_ns = 0
+        self.last_ns = 0
+
+    def seen(self, time_ns: int) -> None:
+        if not self.first_ns or time_ns < self.first_ns:
+            self.first_ns = time_ns
+        if time_ns > self.last_ns:
+            self.last_ns = time_ns
+
+    def merge(self, other: CountCell) -> None:
+        self.flows += other.flows
+        if other.first_ns and (not self.first_ns or other.first_ns < self.first_ns):
+            self.first_ns = other.first_ns
+        if other.last_ns > self.last_ns:
+            self.last_ns = other.last_ns
