@@ -23,7 +23,7 @@ from kcockpit.model.store import FlowStore
 from kcockpit.wire.hubble_pb import GetFlowsResponse
 from kcockpit.wire.protojson import message_to_dict, parse_dict
 
-__all__ = ["CaptureError", "CaptureProblem", "CaptureResult", "read_capture", "load_capture", "write_capture",
+__all__ = ["CaptureError", "CaptureProblem", "CaptureResult", "iter_capture", "read_capture", "load_capture", "write_capture",
            "response_to_line"]
 
 STDIO = "-"
@@ -121,10 +121,14 @@ def _file_encoding(path: str | Path) -> str:
     return "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8"
 
 
-def read_capture(source: str | Path | IO[str]) -> CaptureResult:
-    """Read a jsonpb capture: a path, `-` for stdin, or an open text stream."""
+def iter_capture(source: str | Path | IO[str], result: CaptureResult | None = None) -> Iterator[bytes]:
+    """The flows of a jsonpb capture one at a time, as serialized GetFlowsResponses, without
+    keeping them: a capture of any size reads in constant memory. Problems, lost events and
+    node statuses are tallied in `result` (pass one to read them afterwards)."""
     with _open(source, "r") as (handle, name):
-        result = CaptureResult(source=name)
+        if result is None:
+            result = CaptureResult(source=name)
+        result.source = name
         for number, text in enumerate(handle, start=1):
             if number == 1:
                 text = text.removeprefix(_BOM)  # editors and Windows tools save UTF-8 with one
@@ -138,11 +142,20 @@ def read_capture(source: str | Path | IO[str]) -> CaptureResult:
                 continue
             kind = parsed.WhichOneof("response_types")
             if kind == "flow":
-                result.records.append(FlowRecord.from_flow(parsed.flow, raw=parsed.SerializeToString()))
+                yield parsed.SerializeToString()
             elif kind == "lost_events":
                 result.lost_events += parsed.lost_events.num_events_lost
             else:
                 result.node_statuses += 1
+
+
+def read_capture(source: str | Path | IO[str]) -> CaptureResult:
+    """Read a jsonpb capture: a path, `-` for stdin, or an open text stream."""
+    result = CaptureResult(source=str(source))
+    for raw in iter_capture(source, result):
+        record = FlowRecord.from_bytes(raw)
+        if record is not None:
+            result.records.append(record)
     return result
 
 

@@ -44,6 +44,7 @@ RECENT_LIMIT = 100_000
 VERDICT_FORWARDED = 1
 VERDICT_DROPPED = 2
 DNS_PORT = 53
+POLICY_DENIED = 133
 
 EdgeKey = tuple[Endpoint, Endpoint, int, str]  # client, server, server port, protocol
 DnsKey = tuple[Endpoint, str, str]  # client, query name ("" dropped before the proxy), qtype
@@ -158,7 +159,9 @@ class Accumulator:
             cell.forwarded += 1
         elif verdict == VERDICT_DROPPED:
             cell.dropped += 1
-            cell.drop_reasons[facts.drop_reason] += 1
+            # A policy-verdict event that drops carries no reason: it is the policy's denial.
+            reason = facts.drop_reason or (POLICY_DENIED if facts.event_type == EVENT_POLICY_VERDICT else 0)
+            cell.drop_reasons[reason] += 1
         if facts.l7 != "http":
             return
         server_reported = facts.direction != 2  # not the client's egress proxy
