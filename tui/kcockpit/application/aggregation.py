@@ -267,17 +267,17 @@ def run_child(connection, pipe, history: int | None, since_ns: int | None, paren
             elif newest_ns:
                 # No flows: let lookups that waited 5 s become unanswered as time goes on.
                 accumulator.expire(newest_ns + int((time.time() - newest_at) * NS))
-            delta = accumulator.take()
-            if delta:
-                pipe.send(("delta", delta))
             state = stream.state
             detail = state.error or ""
             if missed:
                 detail = (detail + "; " if detail else "") + f"{missed} flows arrived faster than they could be counted"
             current = (state.status.value, detail)
-            if current != last_state:
+            if current != last_state:  # before the flows it explains
                 pipe.send(("state", current))
                 last_state = current
+            delta = accumulator.take()
+            if delta:
+                pipe.send(("delta", delta))
     except (EOFError, OSError, BrokenPipeError):
         return
     finally:

@@ -1,0 +1,121 @@
+"""The aggregate feed: every flow of a live source counted once in a child process, whatever
+the Flows tab filters, and never a child left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from kcockpit.application.aggregation import RecordsFeed, StreamFeed
+from kcockpit.model.record import FlowRecord
+from kcockpit.sim.embedded import DemoCluster
+from kcockpit.wire.connection import HubbleConnection
+from polling import wait_until
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is gone for our purpose
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def broken_cluster():
+    cluster = DemoCluster(seed=3, rate=300, scenario="broken", backfill_s=5)
+    address = cluster.start()
+    yield cluster, HubbleConnection(server=address)
+    cluster.stop()
+
+
+def test_a_live_source_is_counted_in_a_child_process(broken_cluster) -> None:
+    _, connection = broken_cluster
+    feed = StreamFeed(connection)
+    feed.start()
+    try:
+        wait_until(lambda: feed.aggregates.flows > 500, timeout=20)
+        pid = feed.child_pid
+        assert pid is not None and pid != os.getpid()
+        assert feed.state().state == "live"
+        wait_until(lambda: any(r.client.name == "otel-demo/frontend" and r.dropped for r in feed.aggregates.dns_rows(None)), timeout=10)
+    finally:
+        feed.stop()
+    wait_until(lambda: not alive(pid), timeout=5)
+    assert feed.state().state == "stopped"
+
+
+def test_a_killed_aggregator_is_restarted_and_counting_goes_on(broken_cluster) -> None:
+    _, connection = broken_cluster
+    feed = StreamFeed(connection)
+    feed.start()
+    try:
+        wait_until(lambda: feed.aggregates.flows > 0 and feed.child_pid, timeout=20)
+        first = feed.child_pid
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: feed.restarts == 1, timeout=10)
+        counted = feed.aggregates.flows
+        wait_until(lambda: feed.aggregates.flows > counted + 100, timeout=20)
+        assert feed.child_pid not in (None, first)
+    finally:
+        feed.stop()
+
+
+def test_the_aggregator_exits_when_its_parent_dies(broken_cluster, tmp_path) -> None:
+    _, connection = broken_cluster
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        from kcockpit.application.aggregation import StreamFeed
+        from kcockpit.wire.connection import HubbleConnection
+        feed = StreamFeed(HubbleConnection(server={connection.server!r}))
+        feed.start()
+        while not feed.child_pid:
+            time.sleep(0.05)
+        print(feed.child_pid, flush=True)
+        time.sleep(60)
+    """))
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        child = int(parent.stdout.readline())
+        assert alive(child)
+        parent.kill()  # no chance to clean up
+        parent.wait(5)
+        wait_until(lambda: not alive(child), timeout=5)
+    finally:
+        parent.kill()
+
+
+def test_a_capture_is_counted_once_on_a_thread() -> None:
+    from flow_builders import CART, FRONTEND, flow
+
+    records = [FlowRecord.from_bytes(flow(i, FRONTEND, CART, dport=8080).SerializeToString()) for i in range(10)]
+    feed = RecordsFeed(records)
+    feed.start()
+    wait_until(lambda: feed.state().state == "done")
+    assert feed.aggregates.flows == 10
+    assert [e.flows for e in feed.aggregates.services(None)] == [10]
+    assert feed.now_s() == records[-1].time_ns // 1_000_000_000  # a capture's windows end at its newest flow
+    feed.stop()
+
+
+def test_an_unreachable_server_is_reported_not_crashed() -> None:
+    feed = StreamFeed(HubbleConnection(server="127.0.0.1:1", timeout=0.5))
+    feed.start()
+    try:
+        wait_until(lambda: feed.state().state in ("retrying", "error"), timeout=20)
+        assert "127.0.0.1:1" in feed.state().detail
+        assert feed.aggregates.flows == 0
+    finally:
+        feed.stop()
