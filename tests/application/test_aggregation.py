@@ -14,6 +14,8 @@ import pytest
 
 from kcockpit.application.aggregation import RecordsFeed, StreamFeed
 from kcockpit.model.record import FlowRecord
+from kcockpit.model.store import FlowStore
+from kcockpit.sources.hubble import FlowStream
 from kcockpit.sim.embedded import DemoCluster
 from kcockpit.wire.connection import HubbleConnection
 from polling import wait_until
@@ -39,25 +41,60 @@ def broken_cluster():
     cluster.stop()
 
 
-def test_a_live_source_is_counted_in_a_child_process(broken_cluster) -> None:
+@pytest.fixture
+def session_stream(broken_cluster):
+    """The session's own stream into its store, as the cockpit runs it."""
     _, connection = broken_cluster
-    feed = StreamFeed(connection)
+    store = FlowStore(50_000)
+    stream = FlowStream(connection, store, number=2000, follow=True)
+    stream.start()
+    yield connection, store, stream
+    stream.stop()
+    stream.join(5)
+
+
+def test_the_sessions_flows_are_counted_once_in_a_child_process(session_stream) -> None:
+    connection, store, stream = session_stream
+    feed = StreamFeed(connection, store)
     feed.start()
     try:
-        wait_until(lambda: feed.aggregates.flows > 500, timeout=20)
+        wait_until(lambda: store.received > 3000 and feed.aggregates.flows >= 3000, timeout=20)
         pid = feed.child_pid
         assert pid is not None and pid != os.getpid()
         assert feed.state().state == "live"
-        wait_until(lambda: any(r.client.name == "otel-demo/frontend" and r.dropped for r in feed.aggregates.dns_rows(None)), timeout=10)
+        stream.stop()
+        stream.join(5)
+        wait_until(lambda: feed.aggregates.flows == store.received, timeout=10)  # each flow once, none left out
+        assert any(r.client.name == "otel-demo/frontend" and r.dropped for r in feed.aggregates.dns_rows(None))
     finally:
         feed.stop()
     wait_until(lambda: not alive(pid), timeout=5)
     assert feed.state().state == "stopped"
 
 
-def test_a_killed_aggregator_is_restarted_and_counting_goes_on(broken_cluster) -> None:
-    _, connection = broken_cluster
-    feed = StreamFeed(connection)
+def test_once_the_session_filters_the_child_counts_an_unfiltered_stream_of_its_own(session_stream) -> None:
+    from kcockpit.wire.hubble_pb import flow_pb
+
+    connection, store, stream = session_stream
+    feed = StreamFeed(connection, store)
+    feed.start()
+    try:
+        wait_until(lambda: feed.aggregates.flows > 1000, timeout=20)
+        feed.detach()
+        stream.restart(whitelist=[flow_pb.FlowFilter(verdict=[flow_pb.DROPPED])], resume=True)  # what `v v` does
+        counted = feed.aggregates.flows
+        forwarded_before = sum(e.forwarded for e in feed.aggregates.services(None))
+        wait_until(lambda: feed.aggregates.flows > counted + 1000, timeout=20)
+        # The session's stream now carries drops only; the aggregates still see forwarded flows.
+        assert sum(e.forwarded for e in feed.aggregates.services(None)) > forwarded_before
+        assert feed.state().state == "live"
+    finally:
+        feed.stop()
+
+
+def test_a_killed_aggregator_is_restarted_and_counting_goes_on(session_stream) -> None:
+    connection, store, _ = session_stream
+    feed = StreamFeed(connection, store)
     feed.start()
     try:
         wait_until(lambda: feed.aggregates.flows > 0 and feed.child_pid, timeout=20)
@@ -77,8 +114,9 @@ def test_the_aggregator_exits_when_its_parent_dies(broken_cluster, tmp_path) -> 
     script.write_text(textwrap.dedent(f"""
         import sys, time
         from kcockpit.application.aggregation import StreamFeed
+        from kcockpit.model.store import FlowStore
         from kcockpit.wire.connection import HubbleConnection
-        feed = StreamFeed(HubbleConnection(server={connection.server!r}))
+        feed = StreamFeed(HubbleConnection(server={connection.server!r}), FlowStore(10))
         feed.start()
         while not feed.child_pid:
             time.sleep(0.05)
@@ -110,10 +148,12 @@ def test_a_capture_is_counted_once_on_a_thread() -> None:
     feed.stop()
 
 
-def test_an_unreachable_server_is_reported_not_crashed() -> None:
-    feed = StreamFeed(HubbleConnection(server="127.0.0.1:1", timeout=0.5))
+def test_a_detached_feed_reports_an_unreachable_server_without_crashing() -> None:
+    feed = StreamFeed(HubbleConnection(server="127.0.0.1:1", timeout=0.5), FlowStore(10))
     feed.start()
     try:
+        wait_until(lambda: feed.child_pid, timeout=20)
+        feed.detach()
         wait_until(lambda: feed.state().state in ("retrying", "error"), timeout=20)
         assert "127.0.0.1:1" in feed.state().detail
         assert feed.aggregates.flows == 0

@@ -1,18 +1,23 @@
-"""Feeding the aggregates: every flow once, whatever the Flows tab is filtering.
+"""Feeding the aggregates: every flow once, on the second core, whatever the Flows tab filters.
 
-The Flows tab asks its server for what its filter matches; the aggregates must count
-everything, or a "100% of lookups dropped" would only mean "100% of the drops you asked
-for". So a live source (a Hubble server, Relay, the demo) feeds the aggregates through a
-stream of its own, unfiltered, and that stream and the per-flow counting run in a child
-process: on the machine's second core, never in the UI's way. The child sends Deltas of
-per-second cells back through a pipe (their size follows the active keys, not the flows);
-a thread here merges them into the FlowAggregates the tabs read.
+The per-flow counting (`model.aggregates.Accumulator`) runs in a child process, a fresh
+interpreter talking pickled messages over two pipes; a thread here merges the Deltas it
+sends back (per-second cells: their size follows the active keys, not the flows) into the
+FlowAggregates the tabs read.
+
+What the child counts must be every flow. While the session's stream is unfiltered, a tap
+thread here ships the wire bytes of what the stream stored to the child in large batches
+(cheap: no decoding on this side). The Flows tab's filter is also sent to the server, and
+from then on that stream only carries matching flows: "100% of lookups dropped" would only
+mean "100% of the drops you asked for". So at the first server-side filter the feed
+*detaches*: the child opens an unfiltered GetFlows stream of its own, resuming after the
+newest flow it counted, and keeps it for the rest of the session.
+
+The child is watched: if it dies it is restarted (a detached one resumes after the newest
+flow counted) and the state says so; it exits by itself when this process goes away (its
+pipe closes, or its parent changes), so no child outlives the cockpit.
 
 A capture file is counted once, on a thread, from the records it loaded.
-
-The child is watched: if it dies it is restarted (resuming after the newest flow counted)
-and the feed's state says so; it exits on its own when this process goes away (its end of
-the pipe closes), so no child outlives the cockpit.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -30,8 +36,9 @@ from kcockpit.model.aggregates import Accumulator, FlowAggregates
 from kcockpit.model.record import FlowRecord
 
 SEND_INTERVAL_S = 0.25  # how often the child hands over what it counted
-HISTORY_FLOWS = 20_000  # flows asked for when the stream starts, so the tabs are not empty at first
-CHILD_STORE = 65_536  # flows the child's stream may buffer between two counting passes
+TAP_INTERVAL_S = 0.05  # how often the tap ships what the session's stream stored
+TAP_BATCH = 8192  # flows per message to the child at most
+CHILD_STORE = 65_536  # flows a detached child's own stream may buffer between two counting passes
 RESTART_DELAY_S = 1.0
 NS = 1_000_000_000
 
@@ -55,7 +62,10 @@ class AggregateFeed:
         raise NotImplementedError
 
     def stop(self) -> None:
-        """Stop feeding (blocking for at most a few seconds; call it off the event loop)."""
+        """Stop feeding (blocks for at most a few seconds: call it off the event loop)."""
+
+    def detach(self) -> None:
+        """The session's stream is about to carry only what the Flows tab filters."""
 
     def state(self) -> FeedState:
         return self._state
@@ -110,31 +120,42 @@ class RecordsFeed(AggregateFeed):
 
 
 class StreamFeed(AggregateFeed):
-    """A GetFlows stream of its own, unfiltered, counted in a child process."""
+    """Counts a live session's flows in a child process: shipped from `store` while the
+    session's stream is unfiltered, from a stream of the child's own once detached."""
 
-    def __init__(self, connection, aggregates: FlowAggregates | None = None, *, history: int = HISTORY_FLOWS, **kwargs) -> None:
+    def __init__(self, connection, store, aggregates: FlowAggregates | None = None, **kwargs) -> None:
         super().__init__(aggregates, **kwargs)
         self.connection = connection
-        self.history = history
+        self.store = store
         self.restarts = 0
+        self.detached = False
+        self.shipped = 0  # flows sent to the child
+        self._mark = store.received  # the store's flows before us are history the child is not sent
+        self._shipped_newest_ns = 0
         self._stopping = threading.Event()
+        self._lock = threading.Lock()  # one sender on the pipe at a time
         self._watcher: threading.Thread | None = None
-        self._process = None
-        self._pipe = None
+        self._tap: threading.Thread | None = None
+        self._process: subprocess.Popen | None = None
+        self._pipe: _Pipe | None = None
 
     def start(self) -> None:
+        self._mark = 0  # everything the store holds now is counted too
         self._watcher = threading.Thread(target=self._watch, name="kcockpit-aggregate-feed", daemon=True)
         self._watcher.start()
+        self._tap = threading.Thread(target=self._run_tap, name="kcockpit-aggregate-tap", daemon=True)
+        self._tap.start()
 
     @property
     def child_pid(self) -> int | None:
         process = self._process
         return process.pid if process is not None and process.poll() is None else None
 
-    def _spawn(self, since_ns: int | None):
+    # --- the child ----------------------------------------------------------------------
+
+    def _spawn(self) -> tuple[subprocess.Popen, _Pipe]:
         """A fresh interpreter running `run_child` (not a fork: grpc's threads do not survive
-        one), talking pickled messages over two pipes; its stderr goes nowhere, so nothing
-        it prints can reach the cockpit's screen."""
+        one); its stdout and stderr go nowhere, so nothing it prints reaches the screen."""
         commands_read, commands_write = os.pipe()
         deltas_read, deltas_write = os.pipe()
         try:
@@ -147,27 +168,38 @@ class StreamFeed(AggregateFeed):
             os.close(commands_read)
             os.close(deltas_write)
         pipe = _Pipe(deltas_read, commands_write)
-        pipe.send(("start", (self.connection, self.history if since_ns is None else None, since_ns, os.getpid())))
+        pipe.send(("start", (self.connection, os.getpid())))
         return process, pipe
 
     def _watch(self) -> None:
-        since_ns = None
         while not self._stopping.is_set():
             try:
-                self._process, self._pipe = self._spawn(since_ns)
+                process, pipe = self._spawn()
             except OSError as error:
                 self._state = FeedState("error", f"cannot start the aggregator process: {error}")
                 return
-            ended = self._receive(self._pipe)
+            with self._lock:
+                self._process, self._pipe = process, pipe
+                if self.detached:
+                    self._send(("own", self.aggregates.last_ns or None))
+                else:
+                    self._state = FeedState("live")
+            ended = self._receive(pipe)
             if self._stopping.is_set():
                 return
             self.restarts += 1
-            code = self._process.wait(5) if self._process is not None else None
-            self._state = FeedState("restarting", f"the aggregator process ended ({ended}{'' if code is None else f', exit code {code}'}); restarted")
-            since_ns = self.aggregates.last_ns or None
+            try:
+                code = process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                code = process.wait(5)
+            with self._lock:
+                self._pipe = None
+            pipe.close()
+            self._state = FeedState("restarting", f"the aggregator process ended ({ended}, exit code {code}); restarting")
             self._stopping.wait(RESTART_DELAY_S)
 
-    def _receive(self, pipe) -> str:
+    def _receive(self, pipe: _Pipe) -> str:
         while True:
             try:
                 kind, payload = pipe.recv()
@@ -178,27 +210,70 @@ class StreamFeed(AggregateFeed):
             if kind == "delta":
                 self._merged(payload)
             elif kind == "state":
-                state, detail = payload
-                self._state = FeedState(state, detail)
+                self._state = FeedState(*payload)
+
+    def _send(self, message) -> bool:
+        """Send to the child (holding self._lock); False when there is no child to take it."""
+        if self._pipe is None:
+            return False
+        try:
+            self._pipe.send(message)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    # --- the tap ------------------------------------------------------------------------
+
+    def _run_tap(self) -> None:
+        while not self._stopping.wait(TAP_INTERVAL_S):
+            if self.detached:
+                return
+            self._ship()
+
+    def _ship(self) -> None:
+        """Send the child what the store received since the last call, in large batches."""
+        records, mark = self.store.since(self._mark)
+        if not records:
+            self._mark = mark
+            return
+        with self._lock:
+            if self.detached:
+                return
+            for start in range(0, len(records), TAP_BATCH):
+                batch = records[start:start + TAP_BATCH]
+                lengths = array("I", [len(r.raw) for r in batch])
+                if not self._send(("flows", (lengths.tobytes(), b"".join(r.raw for r in batch)))):
+                    return  # no child right now: these flows wait in the store for the next one
+                self.shipped += len(batch)
+                self._shipped_newest_ns = max(self._shipped_newest_ns, batch[-1].time_ns)
+            self._mark = mark
+
+    def detach(self) -> None:
+        """Ship what is stored, then let the child follow every flow on its own stream, from
+        the newest flow shipped on."""
+        if self.detached:
+            return
+        self._ship()
+        with self._lock:
+            self.detached = True
+            self._send(("own", self._shipped_newest_ns or None))
 
     def stop(self) -> None:
         self._stopping.set()
-        pipe, process = self._pipe, self._process
-        if pipe is not None:
-            try:
-                pipe.send(("stop", None))
-            except (OSError, ValueError):
-                pass
+        with self._lock:
+            self._send(("stop", None))
+            pipe, process = self._pipe, self._process
         if process is not None:
             try:
                 process.wait(3)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(2)
+        for thread in (self._watcher, self._tap):
+            if thread is not None:
+                thread.join(3)
         if pipe is not None:
             pipe.close()
-        if self._watcher is not None:
-            self._watcher.join(3)
         self._state = FeedState("stopped")
 
 
@@ -234,55 +309,100 @@ def _package_root() -> str:
     return root + (os.pathsep + existing if existing else "")
 
 
-def run_child(connection, pipe, history: int | None, since_ns: int | None, parent_pid: int) -> None:
-    """The aggregator: its own unfiltered follow stream into a small store, counted every
-    SEND_INTERVAL_S and handed over as a Delta. Ends on "stop", when the pipe closes, or when
-    the parent process is gone."""
-    from kcockpit.model.store import FlowStore
-    from kcockpit.sources.hubble import FlowStream
+# --- the child process ------------------------------------------------------------------------
 
-    store = FlowStore(CHILD_STORE)
-    stream = FlowStream(connection, store, number=history, follow=True, since=since_ns)
+def _split(lengths: bytes, payload: bytes) -> list[memoryview]:
+    sizes = array("I")
+    sizes.frombytes(lengths)
+    view = memoryview(payload)
+    out, offset = [], 0
+    for size in sizes:
+        out.append(view[offset:offset + size])
+        offset += size
+    return out
+
+
+class _OwnStream:
+    """A detached child's unfiltered follow stream, counted from a small store."""
+
+    def __init__(self, connection, since_ns: int | None) -> None:
+        from kcockpit.model.store import FlowStore
+        from kcockpit.sources.hubble import FlowStream
+
+        self.store = FlowStore(CHILD_STORE)
+        self.after_ns = since_ns or 0  # flows at or before it were counted from the shipped ones
+        self.stream = FlowStream(connection, self.store, follow=True, since=since_ns)
+        self.mark = 0
+        self.missed = 0
+        self.stream.start()
+
+    def take(self) -> list[bytes]:
+        received = self.store.received
+        records, mark = self.store.since(self.mark)
+        self.missed += max(0, (received - self.mark) - len(records))
+        self.mark = mark
+        after = self.after_ns
+        return [r.raw for r in records if r.time_ns > after]
+
+    def state(self) -> tuple[str, str]:
+        state = self.stream.state
+        detail = state.error or ""
+        if self.missed:
+            detail = (detail + "; " if detail else "") + f"{self.missed} flows arrived faster than they could be counted"
+        return state.status.value, detail
+
+    def stop(self) -> None:
+        self.stream.stop()
+        self.stream.join(2)
+
+
+def run_child(connection, pipe: _Pipe, parent_pid: int) -> None:
+    """Count what the parent ships (or, once told "own", an unfiltered stream of our own),
+    and hand over a Delta every SEND_INTERVAL_S. Ends on "stop", when the pipe closes, or
+    when the parent is gone."""
     accumulator = Accumulator()
-    mark = 0
-    missed = 0
-    last_state: tuple[str, str] | None = None
+    own: _OwnStream | None = None
     newest_ns, newest_at = 0, time.time()
-    stream.start()
+    last_state: tuple[str, str] | None = None
+    next_send = time.monotonic() + SEND_INTERVAL_S
     try:
         while True:
-            if pipe.poll(SEND_INTERVAL_S):
-                kind, _ = pipe.recv()
+            while pipe.poll(max(0.0, next_send - time.monotonic())):
+                kind, payload = pipe.recv()
                 if kind == "stop":
                     return
+                if kind == "flows":
+                    accumulator.add_raw(_split(*payload))
+                elif kind == "own" and own is None:
+                    own = _OwnStream(connection, payload)
+                if time.monotonic() >= next_send:
+                    break
+            next_send = time.monotonic() + SEND_INTERVAL_S
             if os.getppid() != parent_pid:
                 return
-            received = store.received
-            records, mark_after = store.since(mark)
-            missed += (received - mark) - len(records) if received >= mark else 0
-            mark = mark_after
-            if records:
-                accumulator.add_raw(r.raw for r in records)
-                newest_ns, newest_at = max(newest_ns, records[-1].time_ns), time.time()
+            if own is not None:
+                raws = own.take()
+                if raws:
+                    accumulator.add_raw(raws)
+                state = own.state()
+            else:
+                state = ("live", "")
+            if accumulator.newest_ns > newest_ns:
+                newest_ns, newest_at = accumulator.newest_ns, time.time()
             elif newest_ns:
-                # No flows: let lookups that waited 5 s become unanswered as time goes on.
+                # No new flows: lookups that waited 5 s become unanswered as time goes on.
                 accumulator.expire(newest_ns + int((time.time() - newest_at) * NS))
-            state = stream.state
-            detail = state.error or ""
-            if missed:
-                detail = (detail + "; " if detail else "") + f"{missed} flows arrived faster than they could be counted"
-            current = (state.status.value, detail)
-            if current != last_state:  # before the flows it explains
-                pipe.send(("state", current))
-                last_state = current
+            if state != last_state:  # before the flows it explains
+                pipe.send(("state", state))
+                last_state = state
             delta = accumulator.take()
             if delta:
                 pipe.send(("delta", delta))
-    except (EOFError, OSError, BrokenPipeError):
+    except (EOFError, OSError):
         return
     finally:
-        stream.stop()
-        stream.join(2)
+        if own is not None:
+            own.stop()
 
 
 def _child_main(argv: list[str]) -> int:
@@ -293,8 +413,9 @@ def _child_main(argv: list[str]) -> int:
         return 0
     if kind != "start":
         return 2
+    connection, parent_pid = payload
     try:
-        run_child(*payload[:1], pipe, *payload[1:])
+        run_child(connection, pipe, parent_pid)
     except Exception as error:  # say why before going: the parent shows it and restarts us
         try:
             pipe.send(("state", ("error", f"aggregator failed: {type(error).__name__}: {error}")))

@@ -109,6 +109,11 @@ class Accumulator:
         self._policy_packets = _Recent(SAME_PACKET_NS)
 
     @property
+    def newest_ns(self) -> int:
+        """The newest flow time counted (the clock that unanswered lookups are judged by)."""
+        return self._watermark_ns
+
+    @property
     def pending_lookups(self) -> int:
         return len(self._pending)
 
@@ -213,7 +218,7 @@ class Accumulator:
             if facts.verdict == VERDICT_DROPPED:
                 cell.dropped += 1
                 cell.drop_policies[facts.policy] += 1
-                delta.dns_samples[key] = facts.raw
+                delta.dns_samples[key] = bytes(facts.raw)
             elif facts.verdict == VERDICT_FORWARDED:
                 self._pending[lookup] = (facts.time_ns, key)
                 if len(self._pending) > PENDING_LIMIT:
@@ -237,7 +242,7 @@ class Accumulator:
             cell = delta.policies[(key, second)] = CountCell()
         cell.flows += 1
         cell.seen(facts.time_ns)
-        delta.policy_samples[key] = facts.raw
+        delta.policy_samples[key] = bytes(facts.raw)
         if (
             facts.verdict == VERDICT_DROPPED
             and not facts.l7
@@ -258,7 +263,7 @@ class Accumulator:
         cell.dropped += 1
         cell.drop_policies[facts.policy] += 1
         cell.servers[facts.destination.name] += 1
-        delta.dns_samples[key] = facts.raw
+        delta.dns_samples[key] = bytes(facts.raw)
 
     # --- time --------------------------------------------------------------------------
 
