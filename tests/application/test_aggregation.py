@@ -136,7 +136,7 @@ def test_the_aggregator_exits_when_its_parent_dies(broken_cluster, tmp_path) -> 
 
 
 def test_a_capture_is_counted_once_on_a_thread() -> None:
-    from flow_builders import CART, FRONTEND, flow
+    from handmade_flows import CART, FRONTEND, flow
 
     records = [FlowRecord.from_bytes(flow(i, FRONTEND, CART, dport=8080).SerializeToString()) for i in range(10)]
     feed = RecordsFeed(records)

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from flow_builders import (
+from handmade_flows import (
     CART, COREDNS, FRONTEND, FRONTEND_2, HOST, LOADGEN, STRIPE, T0,
     dns_request, dns_response, flow, http_request, http_response, policy, raw,
 )
@@ -243,7 +243,7 @@ def test_a_one_minute_window_moves_with_now() -> None:
 # --- bounded memory ---------------------------------------------------------------------------
 
 def test_keys_beyond_the_cap_are_counted_under_other_and_totals_still_add_up() -> None:
-    from flow_builders import Pod
+    from handmade_flows import Pod
 
     clients = [Pod("load", f"client-{i}", f"client-{i}", f"10.1.0.{i}", 20_000 + i) for i in range(10)]
     result = aggregates(*(flow(1 + i * 0.01, c, CART, dport=8080) for i, c in enumerate(clients)), edge_cap=4)
@@ -255,7 +255,7 @@ def test_keys_beyond_the_cap_are_counted_under_other_and_totals_still_add_up() -
 
 
 def test_idle_keys_are_folded_into_other_to_make_room_for_new_ones() -> None:
-    from flow_builders import Pod
+    from handmade_flows import Pod
 
     old = [Pod("load", f"old-{i}", f"old-{i}", f"10.2.0.{i}", 21_000 + i) for i in range(3)]
     new = Pod("load", "new", "new", "10.2.1.1", 22_000)
