@@ -15,8 +15,7 @@ from kcockpit.sim.clock import ManualClock
 from kcockpit.sim.scenario import Scenario
 from kcockpit.sim.traffic import Simulator
 from kcockpit.sim.world import World
-from policy_fixtures import base_objects, connection
-from test_policy_semantics import app, cnp, np
+from policy_fixtures import app, base_objects, cnp, connection, np
 
 
 def _cluster(*policies) -> Cluster:

@@ -12,36 +12,7 @@ from kcockpit.policy.cluster import Cluster
 from kcockpit.policy.endpoints import Endpoint
 from kcockpit.policy.engine import Engine
 from kcockpit.policy.results import Connection, Options
-from policy_fixtures import base_objects, connection
-
-
-def np(name, selector=None, *, ns="prod", types=None, ingress=None, egress=None):
-    spec: dict = {"podSelector": selector if selector is not None else {}}
-    if types is not None:
-        spec["policyTypes"] = types
-    if ingress is not None:
-        spec["ingress"] = ingress
-    if egress is not None:
-        spec["egress"] = egress
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": ns}, "spec": spec}
-
-
-def cnp(name, selector=None, *, ns="prod", **sections):
-    spec = {"endpointSelector": selector if selector is not None else {}, **sections}
-    return {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": name, "namespace": ns}, "spec": spec}
-
-
-def ccnp(name, selector=None, **sections):
-    spec = {"endpointSelector": selector if selector is not None else {}, **sections}
-    return {"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": name}, "spec": spec}
-
-
-def app(value):
-    return {"matchLabels": {"app": value}}
-
-
-def ns_name(value):
-    return {"matchLabels": {"kubernetes.io/metadata.name": value}}
+from policy_fixtures import app, base_objects, ccnp, cnp, connection, np, ns_name
 
 
 BACKEND = app("backend")
