@@ -1,6 +1,6 @@
 """The simulator's metrics exporter: hand-built flows in, exact Prometheus text out.
 
-The flow builders (`http_response`, `dns_query`, ...) live in flow_builders.py, shared with test_red.py.
+The flow builders (`http_response`, `dns_query`, ...) live in flow_builders.py, shared with model/test_red.py.
 """
 
 from __future__ import annotations

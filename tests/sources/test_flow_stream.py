@@ -350,7 +350,7 @@ def _benchmark_module(name: str):
     import sys
     from pathlib import Path
 
-    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
     if str(benchmarks) not in sys.path:
         sys.path.append(str(benchmarks))  # decode_store imports fast_server
     spec = importlib.util.spec_from_file_location(name, benchmarks / f"{name}.py")

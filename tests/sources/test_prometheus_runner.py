@@ -88,7 +88,7 @@ PARENT = (
 def parent_process():
     """A separate Python process that starts Prometheus and waits: (process, Prometheus URL, data folder)."""
     require_binary("prometheus")
-    env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "tui")}
+    env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "..", "tui")}
     parent = subprocess.Popen(
         [sys.executable, "-c", PARENT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         start_new_session=True,

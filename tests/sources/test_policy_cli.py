@@ -18,7 +18,7 @@ from kcockpit.sim.world import World
 from kcockpit.sources import manifests, policy_cli
 from kcockpit.sources.capture import write_capture
 
-DATA = Path(__file__).parent / "data" / "policies"
+DATA = Path(__file__).resolve().parents[1] / "data" / "policies"
 TALK = DATA / "talk"
 
 

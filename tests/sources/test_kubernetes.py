@@ -190,7 +190,7 @@ def test_policy_source_from_arguments(tmp_path: Path) -> None:
 
     parser = argparse.ArgumentParser()
     add_kubernetes_arguments(parser)
-    malformed = Path(__file__).parent / "data" / "policies" / "malformed"
+    malformed = Path(__file__).resolve().parents[1] / "data" / "policies" / "malformed"
     source = open_policy_source(parser.parse_args(["--policies", str(malformed)]))
     assert isinstance(source, StaticSource)
     seen = []

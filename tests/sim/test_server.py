@@ -224,7 +224,7 @@ def test_demo_server_command_reports_a_taken_port(capsys):
 
 
 def test_demo_server_command_serves_until_sigterm():
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "tui")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "tui")}
     process = subprocess.Popen(
         [sys.executable, "-m", "kcockpit", "demo-server", "--listen", "127.0.0.1:0", "--backfill", "20", "--seed", "4"],
         stdout=subprocess.PIPE,
@@ -293,7 +293,7 @@ def test_demo_server_serves_metrics_and_the_kubernetes_api(tmp_path):
     from kubernetes import config as k8s_config
 
     kubeconfig = tmp_path / "demo.kubeconfig"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "tui")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "tui")}
     process = subprocess.Popen(
         [sys.executable, "-m", "kcockpit", "demo-server", "--listen", "127.0.0.1:0", "--backfill", "10",
          "--scenario", "broken", "--metrics", "127.0.0.1:0", "--kube-api", "127.0.0.1:0",
