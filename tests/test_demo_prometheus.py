@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_prometheus_runner import require_binary
+from prometheus_fixture import require_binary
 from test_ui_live import wait_until
 from test_ui_policy import demo_app, status_text
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from test_sim_metrics import CART, FRONTEND, LOADGEN, T0, dns_answer, http_request, http_response
+from flow_builders import CART, FRONTEND, LOADGEN, T0, dns_answer, http_request, http_response
 
 from kcockpit.model.record import FlowRecord
 from kcockpit.model.red import SOURCE_FLOWS, RedTracker, Scope, nearest_rank

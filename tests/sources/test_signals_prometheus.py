@@ -13,7 +13,7 @@ import math
 import subprocess
 
 import pytest
-from test_prometheus_runner import require_binary
+from prometheus_fixture import require_binary
 
 from kcockpit.model.red import SOURCE_PROMETHEUS, Scope
 from kcockpit.sources.prometheus_runner import start_prometheus

@@ -14,7 +14,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from test_prometheus_runner import require_binary
+from prometheus_fixture import require_binary
 
 from kcockpit.sources.prometheus_runner import free_port, start_prometheus
 from kcockpit.wire.prometheus import (

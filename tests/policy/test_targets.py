@@ -14,7 +14,7 @@ import pytest
 from kcockpit.policy.cluster import Cluster
 from kcockpit.policy.targets import TargetError, resolve
 
-TALK = Path(__file__).parent / "data" / "policies" / "talk"
+TALK = Path(__file__).resolve().parents[1] / "data" / "policies" / "talk"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""A small cluster for the policy tests: namespaces, pods with named ports, world endpoints."""
+"""A small cluster for the policy tests: namespaces, pods with named ports, world endpoints;
+and builders for the policy objects (np, cnp, ccnp) and their selectors."""
 
 from __future__ import annotations
 
@@ -65,3 +66,35 @@ def endpoint(cluster: Cluster, name: str) -> Endpoint:
 
 def connection(cluster: Cluster, source: str, destination: str, port: int, protocol: str = "TCP") -> Connection:
     return Connection(endpoint(cluster, source), endpoint(cluster, destination), port, protocol)
+
+
+# ----- policy objects and selectors
+
+
+def np(name, selector=None, *, ns="prod", types=None, ingress=None, egress=None):
+    spec: dict = {"podSelector": selector if selector is not None else {}}
+    if types is not None:
+        spec["policyTypes"] = types
+    if ingress is not None:
+        spec["ingress"] = ingress
+    if egress is not None:
+        spec["egress"] = egress
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def cnp(name, selector=None, *, ns="prod", **sections):
+    spec = {"endpointSelector": selector if selector is not None else {}, **sections}
+    return {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def ccnp(name, selector=None, **sections):
+    spec = {"endpointSelector": selector if selector is not None else {}, **sections}
+    return {"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": name}, "spec": spec}
+
+
+def app(value):
+    return {"matchLabels": {"app": value}}
+
+
+def ns_name(value):
+    return {"matchLabels": {"kubernetes.io/metadata.name": value}}

@@ -200,3 +200,26 @@ def test_label_and_field_selectors(server, tmp_path: Path) -> None:
     with pytest.raises(client.ApiException) as bad:
         core.list_namespace(label_selector="env in (a,b)")
     assert bad.value.status == 400
+
+
+# ===== Folded from test_review_sim.py ==============================================================
+# Review: the simulator's servers refuse bad addresses and requests with their own messages.
+
+
+def test_the_simulated_kube_api_refuses_a_malformed_watch_resource_version(tmp_path) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    from kcockpit.sim.kube_api import start_kube_api
+
+    api = start_kube_api(World.build(3), phase="healthy")
+    try:
+        for query in ("resourceVersion=abc", "resourceVersion=%C2%B2", "resourceVersion=1&timeoutSeconds=x"):
+            url = f"{api.url}/api/v1/pods?watch=true&{query}"
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(url, timeout=5)
+            assert caught.value.code == 400, query
+            assert json.loads(caught.value.read())["reason"] == "BadRequest"
+    finally:
+        api.stop()

@@ -1,14 +1,12 @@
 """Starting and stopping a real Prometheus; cleanup after a normal stop and after the parent is killed.
 
-`require_binary` is shared by every test that needs prometheus or promtool: in CI (CI=true)
-a missing binary fails the test, locally it skips with the reason.
+`require_binary` lives in prometheus_fixture.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +17,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from prometheus_fixture import require_binary
 
 from kcockpit.sources import prometheus_runner
 from kcockpit.sources.prometheus_runner import (
@@ -29,16 +28,6 @@ from kcockpit.sources.prometheus_runner import (
 )
 
 pytestmark = pytest.mark.prometheus
-
-
-def require_binary(name: str) -> str:
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} is not on PATH (Debian/Ubuntu: apt-get install prometheus)"
-    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
-        pytest.fail(f"{message}; CI must run the Prometheus tests")
-    pytest.skip(message)
 
 
 def answers(url: str) -> bool:
@@ -99,7 +88,7 @@ PARENT = (
 def parent_process():
     """A separate Python process that starts Prometheus and waits: (process, Prometheus URL, data folder)."""
     require_binary("prometheus")
-    env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "tui")}
+    env = {**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "..", "tui")}
     parent = subprocess.Popen(
         [sys.executable, "-c", PARENT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         start_new_session=True,

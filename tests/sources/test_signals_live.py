@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from test_prometheus_runner import require_binary
+from prometheus_fixture import require_binary
 
 from kcockpit.model.red import Scope
 from kcockpit.sim.metrics import serve_simulator_metrics

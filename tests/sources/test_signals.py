@@ -1,6 +1,5 @@
-"""Review: PromQL the signals send, checked without a Prometheus."""
-
-from __future__ import annotations
+"""HTTP signals count each request once: one reporter's view (client- and server-side
+proxies both export hubble_http_* when both ends have L7 visibility)."""
 
 import re
 
@@ -16,6 +15,23 @@ from kcockpit.sources.signals import (
     discover_label_mode,
     fetch_dns_health,
 )
+
+
+def test_every_http_query_pins_the_discovered_reporter() -> None:
+    queries = SignalQueries(LabelMode(LABELS_CONTEXT, http_reporter="server"), Scope("otel-demo", "frontend"))
+    for promql in (queries.traffic(), queries.errors(), queries.latency(0.95), queries.requests_by_source(),
+                   queries.top_traffic(5), queries.top_errors(5), queries.top_latency_p95(5)):  # fmt: skip
+        http_selectors = promql.count("hubble_http_")
+        assert promql.count('reporter="server"') == http_selectors, promql
+
+
+def test_without_a_reporter_label_nothing_is_pinned() -> None:
+    queries = SignalQueries(LabelMode(LABELS_CONTEXT), Scope("otel-demo", "frontend"))
+    assert "reporter" not in queries.traffic()
+
+
+# ===== Folded from test_review_signals.py ==========================================================
+# Review: PromQL the signals send, checked without a Prometheus.
 
 
 def _regex_of(matcher: str) -> re.Pattern:
