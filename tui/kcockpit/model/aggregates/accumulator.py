@@ -183,12 +183,14 @@ class Accumulator:
                 if cell.server_latency is None:
                     cell.server_latency = LatencySketch()
                 cell.server_latency.add_ns(facts.latency_ns)
+                cell.server_codes[facts.http_code] += 1
             else:
                 cell.client_responses += 1
                 cell.client_errors += error
                 if cell.client_latency is None:
                     cell.client_latency = LatencySketch()
                 cell.client_latency.add_ns(facts.latency_ns)
+                cell.client_codes[facts.http_code] += 1
 
     def _dns_cell(self, delta: Delta, key: DnsKey, second: int) -> DnsCell:
         cell = delta.dns.get((key, second))

@@ -28,8 +28,8 @@ class EdgeCell:
 
     __slots__ = (
         "flows", "forwarded", "dropped", "drop_reasons", "first_ns", "last_ns",
-        "server_requests", "server_responses", "server_errors", "server_latency",
-        "client_requests", "client_responses", "client_errors", "client_latency",
+        "server_requests", "server_responses", "server_errors", "server_latency", "server_codes",
+        "client_requests", "client_responses", "client_errors", "client_latency", "client_codes",
     )
 
     def __init__(self) -> None:
@@ -41,6 +41,8 @@ class EdgeCell:
         self.client_requests = self.client_responses = self.client_errors = 0
         self.server_latency: LatencySketch | None = None
         self.client_latency: LatencySketch | None = None
+        self.server_codes: Counter[int] = Counter()  # HTTP status of the responses
+        self.client_codes: Counter[int] = Counter()
 
     def seen(self, time_ns: int) -> None:
         if not self.first_ns or time_ns < self.first_ns:
@@ -66,6 +68,10 @@ class EdgeCell:
         self.client_errors += other.client_errors
         self.server_latency = _merge_sketch(self.server_latency, other.server_latency)
         self.client_latency = _merge_sketch(self.client_latency, other.client_latency)
+        if other.server_codes:
+            self.server_codes.update(other.server_codes)
+        if other.client_codes:
+            self.client_codes.update(other.client_codes)
 
 
 class DnsCell:

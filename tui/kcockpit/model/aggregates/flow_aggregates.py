@@ -162,18 +162,22 @@ class FlowAggregates:
 
 def _edge_row(key, cell: EdgeCell) -> ServiceEdge:
     client, server, port, protocol = key
+    # One reporter's view of each exchange, the server's when its proxy reported any (as the
+    # dashboards' "Reporter: server"), else the client's.
     if cell.server_requests or cell.server_responses:
-        reporter, requests, responses, errors, latency = "server", cell.server_requests, cell.server_responses, cell.server_errors, cell.server_latency
+        reporter, requests, responses, errors, latency, codes = (
+            "server", cell.server_requests, cell.server_responses, cell.server_errors, cell.server_latency, cell.server_codes)
     elif cell.client_requests or cell.client_responses:
-        reporter, requests, responses, errors, latency = "client", cell.client_requests, cell.client_responses, cell.client_errors, cell.client_latency
+        reporter, requests, responses, errors, latency, codes = (
+            "client", cell.client_requests, cell.client_responses, cell.client_errors, cell.client_latency, cell.client_codes)
     else:
-        reporter, requests, responses, errors, latency = "", 0, 0, 0, None
+        reporter, requests, responses, errors, latency, codes = "", 0, 0, 0, None, {}
     return ServiceEdge(
         client=client, server=server, port=port, protocol=protocol,
         flows=cell.flows, forwarded=cell.forwarded, dropped=cell.dropped,
         drop_reasons=drop_reason_names(cell.drop_reasons),
         requests=requests, responses=responses, errors=errors, latency=latency, reporter=reporter,
-        first_ns=cell.first_ns, last_ns=cell.last_ns,
+        status_codes=dict(codes), first_ns=cell.first_ns, last_ns=cell.last_ns,
     )
 
 

@@ -72,6 +72,7 @@ class ServiceEdge:
     errors: int
     latency: LatencySketch | None
     reporter: str  # "server", "client", or "" without HTTP
+    status_codes: dict[int, int]  # HTTP responses by status, from the same reporter
     first_ns: int
     last_ns: int
 
@@ -102,6 +103,7 @@ class ServiceEdge:
             "drop_reasons": dict(self.drop_reasons),
             "requests": self.requests, "errors": self.errors, "responses": self.responses,
             "reporter": self.reporter or None,
+            "status_codes": {str(code): count for code, count in sorted(self.status_codes.items())},
             "latency_ms": self.latency_ms(),
             "first_seen": rfc3339(self.first_ns), "last_seen": rfc3339(self.last_ns),
         }
