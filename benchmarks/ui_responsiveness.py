@@ -35,7 +35,7 @@ from kcockpit.model.store import FlowStore  # noqa: E402
 from kcockpit.sim.traffic import Simulator  # noqa: E402
 from kcockpit.sim.world import World  # noqa: E402
 from kcockpit.ui.app import CockpitApp  # noqa: E402
-from kcockpit.ui.session import Session  # noqa: E402
+from kcockpit.application.session import Session  # noqa: E402
 
 
 class FedSession(Session):
@@ -66,7 +66,7 @@ class FedSession(Session):
         return self.generation
 
     def state(self):
-        from kcockpit.ui.session import SessionState
+        from kcockpit.application.session import SessionState
 
         return SessionState("live")
 

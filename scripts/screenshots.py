@@ -23,7 +23,7 @@ from kcockpit.model.store import FlowStore  # noqa: E402
 from kcockpit.sim.embedded import DemoCluster  # noqa: E402
 from kcockpit.ui.app import CockpitApp  # noqa: E402
 from kcockpit.ui.screens.detail import FlowDetailScreen  # noqa: E402
-from kcockpit.ui.session import DemoSession  # noqa: E402
+from kcockpit.application.session import DemoSession  # noqa: E402
 
 
 async def wait_for(predicate, pilot, timeout: float = 20.0) -> None:

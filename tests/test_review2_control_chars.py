@@ -20,7 +20,7 @@ from kcockpit.ui.app import CockpitApp
 from kcockpit.ui.columns import cell_parts, layout_columns
 from kcockpit.ui.printable import printable
 from kcockpit.ui.screens.detail import FlowDetailScreen
-from kcockpit.ui.session import CaptureSession
+from kcockpit.application.session import CaptureSession
 from kcockpit.wire.hubble_pb import flow_pb
 
 EVIL_URL = "http://shop/\x1b]0;PWNED\x07/\x1b[2J\x9b31m\nnext\tcol\x7f"

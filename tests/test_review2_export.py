@@ -15,7 +15,7 @@ from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import write_capture
 from kcockpit.ui.app import CockpitApp
 from kcockpit.ui.export import export_records
-from kcockpit.ui.session import CaptureSession
+from kcockpit.application.session import CaptureSession
 
 
 def test_export_records_raises_oserror_for_a_missing_directory(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import write_capture
 from kcockpit.ui.app import CockpitApp
 from kcockpit.ui.filtering import NAMESPACE_KEYS, VERDICT_KEYS, compile_filter, with_term
-from kcockpit.ui.session import CaptureSession
+from kcockpit.application.session import CaptureSession
 from kcockpit.wire.hubble_pb import flow_pb
 
 BETWEEN = "from:pod=otel-demo/frontend to:pod=otel-demo/cartservice or from:pod=otel-demo/cartservice to:pod=otel-demo/frontend"

@@ -16,7 +16,7 @@ from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import write_capture
 from kcockpit.ui.app import CockpitApp
 from kcockpit.ui.columns import cell_parts, fit, layout_columns
-from kcockpit.ui.session import CaptureSession
+from kcockpit.application.session import CaptureSession
 from kcockpit.wire.hubble_pb import flow_pb
 
 URLS = ("http://shop/商品/東京/カート/チェックアウト/確認ページ", "http://shop/" + "🛒" * 30, "http://shop/plain/ascii/path/long/enough/to/cut")

@@ -14,8 +14,8 @@ from kcockpit.ui.app import CockpitApp
 from kcockpit.ui.screens.detail import FlowDetailScreen
 from kcockpit.ui.screens.help import HelpScreen
 from kcockpit.ui.screens.too_small import TooSmallScreen
-from kcockpit.ui.integrations import Integrations, PolicyFeed
-from kcockpit.ui.session import CaptureSession
+from kcockpit.application.integrations import Integrations, PolicyFeed
+from kcockpit.application.session import CaptureSession
 from kcockpit.wire.hubble_pb import flow_pb
 
 

@@ -5,7 +5,7 @@ import time
 from argparse import Namespace
 from pathlib import Path
 
-from kcockpit.ui.integrations import Notices, policy_feed_from_args
+from kcockpit.application.integrations import Notices, policy_feed_from_args
 from polling import wait_until
 
 DATA = Path(__file__).parent / "data" / "policies"

@@ -10,7 +10,7 @@ from kcockpit.model.record import VERDICT_DROPPED
 from kcockpit.model.store import FlowStore
 from kcockpit.sim.embedded import DemoCluster
 from kcockpit.ui.app import CockpitApp
-from kcockpit.ui.session import DemoSession
+from kcockpit.application.session import DemoSession
 from kcockpit.wire.hubble_pb import flow_pb
 
 

@@ -153,7 +153,7 @@ from kcockpit.ui.columns import cell, cell_parts, endpoint_cell, layout_columns,
 from kcockpit.ui.filtering import NAMESPACE_KEYS, VERDICT_KEYS, compile_filter, with_term  # noqa: E402
 from kcockpit.ui.rate import RateMeter  # noqa: E402
 from kcockpit.ui.rows import RowBuffer  # noqa: E402
-from kcockpit.ui.status import StatusInfo, fit_parts, status_parts  # noqa: E402
+from kcockpit.application.status import StatusInfo, fit_parts, status_parts  # noqa: E402
 
 
 def test_columns_drop_least_important_first() -> None:

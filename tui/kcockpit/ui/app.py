@@ -30,8 +30,8 @@ from kcockpit.ui.filtering import NAMESPACE_KEYS, VERDICT_KEYS, FilterState, com
 from kcockpit.ui.hangup import on_hangup
 from kcockpit.ui.rate import RateMeter
 from kcockpit.ui.rows import RowBuffer
-from kcockpit.ui.session import Session
-from kcockpit.ui.status import StatusInfo
+from kcockpit.application.session import Session
+from kcockpit.application.status import StatusInfo
 from kcockpit.ui.themes import THEMES
 from kcockpit.ui.widgets.coming_soon import COMING_SOON, ComingSoon
 from kcockpit.ui.widgets.filter_bar import FilterBar

@@ -99,7 +99,7 @@ def _check_policy_options(args: argparse.Namespace) -> None:
 
 
 def _integrations(args: argparse.Namespace, prometheus_config):
-    from kcockpit.ui.integrations import Integrations, PrometheusFeed, policy_feed_from_args
+    from kcockpit.application.integrations import Integrations, PrometheusFeed, policy_feed_from_args
 
     return Integrations(policy_feed_from_args(args), PrometheusFeed(prometheus_config))
 
@@ -118,7 +118,7 @@ def _session(args: argparse.Namespace, store):
 def _flow_session(args: argparse.Namespace, store, prometheus_config):
     if args.input_file:
         from kcockpit.sources.capture import CaptureError
-        from kcockpit.ui.session import CaptureSession
+        from kcockpit.application.session import CaptureSession
 
         try:
             session = CaptureSession(args.input_file, store)
@@ -136,8 +136,8 @@ def _flow_session(args: argparse.Namespace, store, prometheus_config):
         if problem := rate_problem(args.rate):
             raise _fail(f"--rate {problem}")
         from kcockpit.sim.embedded import DemoCluster
-        from kcockpit.ui.integrations import PrometheusFeed, policy_feed_from_args
-        from kcockpit.ui.session import DemoSession
+        from kcockpit.application.integrations import PrometheusFeed, policy_feed_from_args
+        from kcockpit.application.session import DemoSession
 
         explicit_policy = args.policies or args.no_kubernetes
         try:
@@ -151,7 +151,7 @@ def _flow_session(args: argparse.Namespace, store, prometheus_config):
         except OSError as error:
             raise _fail(f"cannot start the demo cluster: {error}") from None
     from kcockpit.wire.connection import HubbleError, connection_from_args
-    from kcockpit.ui.session import HubbleSession
+    from kcockpit.application.session import HubbleSession
 
     try:
         connection = connection_from_args(args)

@@ -12,7 +12,7 @@ from dataclasses import replace
 from textual.content import Content
 from textual.widget import Widget
 
-from kcockpit.ui.status import SEPARATOR, StatusInfo, fit_parts, status_parts
+from kcockpit.application.status import SEPARATOR, StatusInfo, fit_parts, status_parts
 
 # Part style keys -> Textual style strings (theme variables resolve per theme).
 _STYLES = {

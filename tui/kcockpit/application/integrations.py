@@ -23,7 +23,7 @@ from kcockpit.sources.kubernetes import (
     UNREACHABLE,
     KubernetesSnapshot,
 )
-from kcockpit.ui.status import Part
+from kcockpit.application.status import Part
 
 PROMETHEUS_POLL_S = 5.0
 NO_PROMETHEUS_NOTICE = "signals from flows; apt-get install prometheus for Prometheus"

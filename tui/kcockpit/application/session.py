@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import CaptureResult, load_capture
 from kcockpit.sources.hubble import FlowStream, StreamStatus
-from kcockpit.ui.integrations import Integrations, PolicyFeed, PrometheusFeed, kubeconfig_feed
+from kcockpit.application.integrations import Integrations, PolicyFeed, PrometheusFeed, kubeconfig_feed
 from kcockpit.wire.connection import HubbleConnection, HubbleError
 from kcockpit.wire.hubble_client import HubbleClient, to_timestamp
 
