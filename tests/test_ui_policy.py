@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from test_ui_live import wait_until
-from test_ui_support import UTC
+from test_ui_support import UTC, flows
 
 from kcockpit.model.record import VERDICT_DROPPED, VERDICT_FORWARDED, FlowRecord
 from kcockpit.model.store import FlowStore
@@ -145,7 +145,7 @@ async def test_forbidden_networkpolicies_show_in_the_status_bar_and_flows_keep_f
         await wait_until(lambda: "k8s ✗ forbidden networkpolicies" in status_text(app), pilot)
         await wait_until(lambda: any("networkpolicies.networking.k8s.io at cluster scope: forbidden" in n.message for n in app._notifications), pilot)
         received = app.store.received
-        await wait_until(lambda: app.store.received > received + 100 and len(app.table.rows) > 100, pilot)
+        await wait_until(lambda: app.store.received > received + 100 and len(flows(app).table.rows) > 100, pilot)
         await wait_until(lambda: newest(app, VERDICT_DROPPED) is not None, pilot)
         screen = FlowDetailScreen(newest(app, VERDICT_DROPPED), UTC)
         await app.push_screen(screen)

@@ -11,6 +11,7 @@ import pytest
 
 from kcockpit.model.record import FlowRecord
 from kcockpit.model.store import FlowStore
+from kcockpit.ui.tabs.flows import FlowsTab
 from kcockpit.wire.hubble_pb import flow_pb
 
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
@@ -144,6 +145,11 @@ class FixedClock:
 
 
 UTC = timezone.utc
+
+
+def flows(app) -> FlowsTab:
+    """The Flows tab of a running CockpitApp: its table, filter bar and filter state."""
+    return app.tab(FlowsTab)
 
 
 

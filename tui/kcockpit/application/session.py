@@ -37,7 +37,8 @@ class Session:
 
     def __init__(self, store: FlowStore) -> None:
         self.store = store
-        self.integrations: Integrations | None = None
+        self.integrations: Integrations | None = None  # policy data and Prometheus, if any
+        self.demo: DemoControl | None = None  # the scenario's phase keys: the demo only
 
     def start(self) -> None:
         """Begin filling the store (returns at once)."""
