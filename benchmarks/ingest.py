@@ -27,7 +27,8 @@ import grpc  # noqa: E402
 
 from kcockpit.model.store import FlowStore  # noqa: E402
 from kcockpit.sources.hubble import FlowStream, StreamStatus  # noqa: E402
-from kcockpit.wire.connection import HubbleError, add_connection_arguments, connection_from_args  # noqa: E402
+from kcockpit.cli_options import add_connection_arguments, connection_from_args  # noqa: E402
+from kcockpit.wire.connection import HubbleError  # noqa: E402
 from kcockpit.wire.hubble_client import GET_FLOWS_METHOD, flows_request  # noqa: E402
 from kcockpit.wire.hubble_pb import GetFlowsRequest  # noqa: E402
 

@@ -35,7 +35,8 @@ from kcockpit.model.store import FlowStore  # noqa: E402
 from kcockpit.sim.traffic import Simulator  # noqa: E402
 from kcockpit.sim.world import World  # noqa: E402
 from kcockpit.ui.app import CockpitApp  # noqa: E402
-from kcockpit.ui.session import Session  # noqa: E402
+from kcockpit.ui.tabs.flows import FlowsTab  # noqa: E402
+from kcockpit.application.session import Session  # noqa: E402
 
 
 class FedSession(Session):
@@ -66,7 +67,7 @@ class FedSession(Session):
         return self.generation
 
     def state(self):
-        from kcockpit.ui.session import SessionState
+        from kcockpit.application.session import SessionState
 
         return SessionState("live")
 
@@ -120,7 +121,7 @@ async def measure(rate: float | None, seconds: float, buffer_size: int, pool: li
     repaints: list[float] = []
     actions: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
-        table = app.table
+        table = app.tab(FlowsTab).table
         original_render_line = table.render_line
 
         def render_line(y: int):

@@ -22,8 +22,9 @@ from kcockpit.model.record import VERDICT_DROPPED  # noqa: E402
 from kcockpit.model.store import FlowStore  # noqa: E402
 from kcockpit.sim.embedded import DemoCluster  # noqa: E402
 from kcockpit.ui.app import CockpitApp  # noqa: E402
+from kcockpit.ui.tabs.flows import FlowsTab  # noqa: E402
 from kcockpit.ui.screens.detail import FlowDetailScreen  # noqa: E402
-from kcockpit.ui.session import DemoSession  # noqa: E402
+from kcockpit.application.session import DemoSession  # noqa: E402
 
 
 async def wait_for(predicate, pilot, timeout: float = 20.0) -> None:
@@ -42,7 +43,7 @@ async def capture(out: Path, size: tuple[int, int], seed: int) -> list[Path]:
     app = CockpitApp(session, initial_filter="ns=otel-demo")
     written = []
     async with app.run_test(size=size) as pilot:
-        table = app.table
+        table = app.tab(FlowsTab).table
         policy = session.integrations.policy
         await wait_for(lambda: app.session.state().state == "live" and len(table.rows) > size[1], pilot)
         await wait_for(lambda: policy.data().cluster is not None, pilot)

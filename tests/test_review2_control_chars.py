@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_support import UTC, FixedClock, make_flow
+from test_ui_support import UTC, FixedClock, flows, make_flow
 
 from kcockpit.model.record import FlowRecord
 from kcockpit.model.store import FlowStore
@@ -20,7 +20,7 @@ from kcockpit.ui.app import CockpitApp
 from kcockpit.ui.columns import cell_parts, layout_columns
 from kcockpit.ui.printable import printable
 from kcockpit.ui.screens.detail import FlowDetailScreen
-from kcockpit.ui.session import CaptureSession
+from kcockpit.application.session import CaptureSession
 from kcockpit.wire.hubble_pb import flow_pb
 
 EVIL_URL = "http://shop/\x1b]0;PWNED\x07/\x1b[2J\x9b31m\nnext\tcol\x7f"
@@ -61,8 +61,8 @@ async def test_flows_table_and_detail_draw_no_control_characters(tmp_path: Path)
     write_capture(evil_records(), capture)
     app = CockpitApp(CaptureSession(str(capture), FlowStore(100)), zone=UTC, clock=FixedClock(), export_dir=tmp_path)
     async with app.run_test(size=(160, 40)) as pilot:
-        assert len(app.table.rows) == 2
-        drawn = [app.table.render_line(y).text for y in range(4)]
+        assert len(flows(app).table.rows) == 2
+        drawn = [flows(app).table.render_line(y).text for y in range(4)]
         assert any("␛]0;PWNED␇" in line for line in drawn), drawn
         assert all(is_clean(line) for line in drawn), drawn
         await pilot.press("g", "enter")

@@ -9,13 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_support import UTC, FixedClock, scenario_records
+from test_ui_support import UTC, FixedClock, flows, scenario_records
 
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import write_capture
 from kcockpit.ui.app import CockpitApp
 from kcockpit.ui.export import export_records
-from kcockpit.ui.session import CaptureSession
+from kcockpit.application.session import CaptureSession
 
 
 def test_export_records_raises_oserror_for_a_missing_directory(tmp_path: Path) -> None:
@@ -32,11 +32,11 @@ async def test_export_into_a_removed_directory_reports_and_keeps_running(tmp_pat
     export_dir.mkdir()
     app = CockpitApp(CaptureSession(str(capture), FlowStore(1000)), zone=UTC, clock=FixedClock(), export_dir=export_dir)
     async with app.run_test(size=(100, 30)) as pilot:
-        assert len(app.table.rows) == 10
+        assert len(flows(app).table.rows) == 10
         export_dir.rmdir()  # e.g. a tmp dir cleaned up while the cockpit runs
         await pilot.press("x")
         await pilot.pause()
         assert app.is_running
         messages = [str(n.message) for n in app._notifications]
         assert any(m.startswith("Export failed: cannot write capture file") and "exports" in m for m in messages), messages
-        assert len(app.table.rows) == 10  # the view is intact
+        assert len(flows(app).table.rows) == 10  # the view is intact

@@ -13,13 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_support import CART, FRONTEND, UTC, FixedClock, make_flow
+from test_ui_support import CART, FRONTEND, UTC, FixedClock, flows, make_flow
 
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import write_capture
 from kcockpit.ui.app import CockpitApp
 from kcockpit.ui.filtering import NAMESPACE_KEYS, VERDICT_KEYS, compile_filter, with_term
-from kcockpit.ui.session import CaptureSession
+from kcockpit.application.session import CaptureSession
 from kcockpit.wire.hubble_pb import flow_pb
 
 BETWEEN = "from:pod=otel-demo/frontend to:pod=otel-demo/cartservice or from:pod=otel-demo/cartservice to:pod=otel-demo/frontend"
@@ -79,11 +79,11 @@ async def test_v_after_a_between_filter_shows_only_drops_in_both_directions(tmp_
     app = CockpitApp(CaptureSession(str(capture), FlowStore(100)), zone=UTC, clock=FixedClock(),
                      export_dir=tmp_path, initial_filter=BETWEEN)
     async with app.run_test(size=(120, 30)) as pilot:
-        assert len(app.table.rows) == 4
+        assert len(flows(app).table.rows) == 4
         await pilot.press("v", "v")  # any -> forwarded -> dropped
         await pilot.pause()
-        assert app.filter_state.verdict == "DROPPED"
-        shown = app.table.rows.snapshot()
+        assert flows(app).filter_state.verdict == "DROPPED"
+        shown = flows(app).table.rows.snapshot()
         assert [r.verdict for r in shown] == [flow_pb.DROPPED, flow_pb.DROPPED]
 
 

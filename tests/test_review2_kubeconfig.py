@@ -16,7 +16,7 @@ import pytest
 
 from kcockpit.sources.kubernetes import KubernetesConfigError, load_api_client
 from kcockpit.sources.kubernetes import KubernetesSource
-from kcockpit.ui.integrations import Notices, PolicyFeed
+from kcockpit.application.integrations import Notices, PolicyFeed
 
 NOT_YAML = "a: [\n"
 NOT_A_MAPPING = "root:x:0:0:root:/root:/bin/bash\n"

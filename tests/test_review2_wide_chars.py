@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
-from test_ui_support import UTC, FixedClock, make_flow
+from test_ui_support import UTC, FixedClock, flows, make_flow
 
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import write_capture
 from kcockpit.ui.app import CockpitApp
 from kcockpit.ui.columns import cell_parts, fit, layout_columns
-from kcockpit.ui.session import CaptureSession
+from kcockpit.application.session import CaptureSession
 from kcockpit.wire.hubble_pb import flow_pb
 
 URLS = ("http://shop/商品/東京/カート/チェックアウト/確認ページ", "http://shop/" + "🛒" * 30, "http://shop/plain/ascii/path/long/enough/to/cut")
@@ -45,8 +45,8 @@ async def test_the_verdict_is_drawn_on_a_row_with_a_cjk_url(tmp_path: Path) -> N
     write_capture([make_flow(i, http=("GET", url, 0, flow_pb.REQUEST)) for i, url in enumerate(URLS)], capture)
     app = CockpitApp(CaptureSession(str(capture), FlowStore(100)), zone=UTC, clock=FixedClock(), export_dir=tmp_path)
     async with app.run_test(size=(80, 24)):
-        assert len(app.table.rows) == 3
+        assert len(flows(app).table.rows) == 3
         for y in (1, 2, 3):
-            line = app.table.render_line(y)
-            assert line.cell_length == app.table.scrollable_content_region.width
+            line = flows(app).table.render_line(y)
+            assert line.cell_length == flows(app).table.scrollable_content_region.width
             assert line.text.rstrip().endswith("FORWARDED"), line.text

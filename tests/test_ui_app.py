@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from test_ui_live import wait_until
-from test_ui_support import UTC, FixedClock, make_flow, scenario_records
+from test_ui_support import UTC, FixedClock, flows, make_flow, scenario_records
 
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import read_capture, write_capture
@@ -14,8 +14,8 @@ from kcockpit.ui.app import CockpitApp
 from kcockpit.ui.screens.detail import FlowDetailScreen
 from kcockpit.ui.screens.help import HelpScreen
 from kcockpit.ui.screens.too_small import TooSmallScreen
-from kcockpit.ui.integrations import Integrations, PolicyFeed
-from kcockpit.ui.session import CaptureSession
+from kcockpit.application.integrations import Integrations, PolicyFeed
+from kcockpit.application.session import CaptureSession
 from kcockpit.wire.hubble_pb import flow_pb
 
 
@@ -78,16 +78,16 @@ async def open_detail(pilot) -> None:
 async def test_filter_typed_and_applied_locally_and_at_the_source(capture: Path, tmp_path: Path) -> None:
     app = make_app(capture, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        assert len(app.table.rows) == 120
+        assert len(flows(app).table.rows) == 120
         await pilot.press("slash")
-        assert app.filter_bar.input.has_focus
+        assert flows(app).filter_bar.input.has_focus
         await pilot.press(*"verdict=dropped", "enter")
         await pilot.pause()
-        rows = app.table.rows.snapshot()
+        rows = flows(app).table.rows.snapshot()
         assert len(rows) == 20
         assert {r.verdict for r in rows} == {flow_pb.DROPPED}
-        assert app.table.follow  # fewer rows moved the view up, which is not the user scrolling
-        assert app.table.has_focus
+        assert flows(app).table.follow  # fewer rows moved the view up, which is not the user scrolling
+        assert flows(app).table.has_focus
         whitelist, blacklist = app.session.requested[-1]
         assert [list(f.verdict) for f in whitelist] == [[flow_pb.DROPPED]]
         assert blacklist == ()
@@ -108,23 +108,23 @@ async def test_type_ahead_after_slash_goes_to_the_filter(capture: Path, tmp_path
         await pilot.pause()
         await pilot.pause()
         assert app.screen is app.main  # no namespace picker
-        assert app.filter_bar.input.value == text
+        assert flows(app).filter_bar.input.value == text
 
 
 async def test_filter_error_keeps_text_and_previous_filter(capture: Path, tmp_path: Path) -> None:
     app = make_app(capture, tmp_path, initial_filter="dropped")
     async with app.run_test(size=(100, 30)) as pilot:
-        assert len(app.table.rows) == 20
+        assert len(flows(app).table.rows) == 20
         await pilot.press("slash", *" verdcit=x", "enter")
         await pilot.pause()
-        bar = app.filter_bar
+        bar = flows(app).filter_bar
         assert bar.text == "dropped verdcit=x"
         assert bar.has_class("-error")
         assert "verdcit" in str(bar.query_one("#filter-error").render())
-        assert app.filter_state.text == "dropped"
-        assert len(app.table.rows) == 20
+        assert flows(app).filter_state.text == "dropped"
+        assert len(flows(app).table.rows) == 20
         await pilot.press("escape")
-        assert app.table.has_focus and not bar.has_class("-error")
+        assert flows(app).table.has_focus and not bar.has_class("-error")
 
 
 async def test_verdict_cycle(capture: Path, tmp_path: Path) -> None:
@@ -134,7 +134,7 @@ async def test_verdict_cycle(capture: Path, tmp_path: Path) -> None:
         for _ in range(4):
             await pilot.press("v")
             await pilot.pause()
-            seen.append((app.filter_state.text, len(app.table.rows)))
+            seen.append((flows(app).filter_state.text, len(flows(app).table.rows)))
         assert seen == [
             ("ns=otel-demo verdict=forwarded", 100),
             ("ns=otel-demo verdict=dropped", 20),
@@ -147,19 +147,19 @@ async def test_drill_down_back_and_jump_to_source_drops(capture: Path, tmp_path:
     app = make_app(capture, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("k", "k")  # row 117: a policy drop of frontend's DNS
-        selected = app.table.selected
+        selected = flows(app).table.selected
         assert selected is not None and selected.verdict == flow_pb.DROPPED
         await open_detail(pilot)
         assert app.screen.record is selected
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, FlowDetailScreen)
-        assert app.table.selected is selected  # the cursor stayed on the flow
+        assert flows(app).table.selected is selected  # the cursor stayed on the flow
         await open_detail(pilot)
         await pilot.press("d")
         # The screen's result reaches the app's callback after the pop, which applies the filter.
-        await wait_until(lambda: not isinstance(app.screen, FlowDetailScreen) and app.filter_state.text != "", pilot)
-        rows = app.table.rows.snapshot()
+        await wait_until(lambda: not isinstance(app.screen, FlowDetailScreen) and flows(app).filter_state.text != "", pilot)
+        rows = flows(app).table.rows.snapshot()
         assert rows and all(r.verdict == flow_pb.DROPPED and r.source.pod == selected.source.pod for r in rows)
 
 
@@ -176,7 +176,7 @@ async def test_copy_from_detail_uses_the_clipboard(capture: Path, tmp_path: Path
 async def test_pause_counts_new_flows_and_resume_jumps_to_newest(capture: Path, tmp_path: Path) -> None:
     app = make_app(capture, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        table = app.table
+        table = flows(app).table
         await pilot.press("space")
         assert not table.follow
         cursor = table.cursor
@@ -193,9 +193,9 @@ async def test_moving_up_pauses_follow(capture: Path, tmp_path: Path) -> None:
     app = make_app(capture, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("k")
-        assert not app.table.follow
+        assert not flows(app).table.follow
         await pilot.press("G")
-        assert app.table.follow
+        assert flows(app).table.follow
 
 
 async def test_export_writes_a_capture_of_the_filtered_view(capture: Path, tmp_path: Path) -> None:
@@ -220,7 +220,7 @@ async def test_tabs_switch_with_numbers_and_tab(capture: Path, tmp_path: Path) -
         await pilot.press("tab")
         assert switcher.current == "policies"
         await pilot.press("tab")
-        assert switcher.current == "flows" and app.table.has_focus
+        assert switcher.current == "flows" and flows(app).table.has_focus
 
 
 async def test_help_lists_every_key_of_the_view_with_ids(capture: Path, tmp_path: Path) -> None:
@@ -230,8 +230,8 @@ async def test_help_lists_every_key_of_the_view_with_ids(capture: Path, tmp_path
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         ids = {binding_id for _, _, binding_id in app.screen.rows}
-        assert {"flows.open", "flows.toggle_follow", "flows.down", "app.filter", "app.verdict", "app.namespace",
-                "app.export", "app.help", "app.quit", "app.tab.flows"} <= ids
+        assert {"flows.open", "flows.toggle_follow", "flows.down", "flows.filter", "flows.verdict", "flows.namespace",
+                "flows.export", "app.help", "app.quit", "app.tab.flows"} <= ids
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
@@ -290,12 +290,12 @@ async def test_namespace_picker_sets_the_namespace_term(capture: Path, tmp_path:
         assert app.screen.namespaces == ["kube-system", "otel-demo"]
         await pilot.press("j", "j", "enter")  # (all), kube-system, otel-demo
         await wait_until(lambda: picker_done(app), pilot)  # the worker applies the choice after the pop
-        assert app.filter_state.text == "dropped namespace=otel-demo"
+        assert flows(app).filter_state.text == "dropped namespace=otel-demo"
         await pilot.press("n")
         await wait_until(lambda: isinstance(app.screen, NamespacePicker), pilot)
         await pilot.press("k", "k", "enter")
         await wait_until(lambda: picker_done(app), pilot)
-        assert app.filter_state.text == "dropped"
+        assert flows(app).filter_state.text == "dropped"
 
 
 async def test_mouse_clicks_switch_tabs_and_select_rows(capture: Path, tmp_path: Path) -> None:
@@ -306,7 +306,7 @@ async def test_mouse_clicks_switch_tabs_and_select_rows(capture: Path, tmp_path:
         await pilot.click("#tab-bar", offset=(12, 0))  # " 1 Flows "
         assert app.main.query_one("#tabs").current == "flows"
         await pilot.click("#flow-table", offset=(5, 3))
-        assert not app.table.follow and app.table.cursor == round(app.table.scroll_y) + 2
+        assert not flows(app).table.follow and flows(app).table.cursor == round(flows(app).table.scroll_y) + 2
         await pilot.click("#flow-table", offset=(5, 3), times=2)
         await wait_until(lambda: isinstance(app.screen, FlowDetailScreen), pilot)  # the table posts Opened to the app
 
@@ -328,7 +328,7 @@ async def test_help_on_the_detail_screen_lists_its_keys(capture: Path, tmp_path:
         assert isinstance(app.screen, HelpScreen)
         ids = {binding_id for _, _, binding_id in app.screen.rows}
         assert {"detail.back", "detail.peers", "detail.source_drops", "detail.copy_json", "detail.copy_command"} <= ids
-        assert "app.verdict" not in ids  # acts on the flow list only
+        assert "flows.verdict" not in ids  # acts on the flow list only
 
 
 def test_no_color_is_honoured(capture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -341,11 +341,11 @@ def test_no_color_is_honoured(capture: Path, tmp_path: Path, monkeypatch: pytest
 async def test_theme_cycle_repaints_rows_in_the_new_colours(capture: Path, tmp_path: Path) -> None:
     app = make_app(capture, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        before = app.table.render_line(1)
+        before = flows(app).table.render_line(1)
         await pilot.press("ctrl+t")
         await pilot.pause()
         assert app.theme == "kcockpit-light"
-        after = app.table.render_line(1)
+        after = flows(app).table.render_line(1)
         assert after.text == before.text
         assert [s.style for s in after] != [s.style for s in before]
 
@@ -353,13 +353,13 @@ async def test_theme_cycle_repaints_rows_in_the_new_colours(capture: Path, tmp_p
 async def test_scrolling_back_pauses_follow(capture: Path, tmp_path: Path) -> None:
     app = make_app(capture, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        assert app.table.follow
-        app.table.scroll_up(animate=False)  # what the mouse wheel and the scrollbar do
+        assert flows(app).table.follow
+        flows(app).table.scroll_up(animate=False)  # what the mouse wheel and the scrollbar do
         await pilot.pause()
-        assert not app.table.follow
+        assert not flows(app).table.follow
         app.store.extend([make_flow(900 + i) for i in range(3)])
-        await wait_until(lambda: app.table.new_while_paused >= 3, pilot)  # drained by a 20 Hz timer
-        assert app.table.new_while_paused == 3
+        await wait_until(lambda: flows(app).table.new_while_paused >= 3, pilot)  # drained by a 20 Hz timer
+        assert flows(app).table.new_while_paused == 3
 
 
 async def test_palette_finds_every_action_whatever_has_focus(capture: Path, tmp_path: Path) -> None:
@@ -369,11 +369,13 @@ async def test_palette_finds_every_action_whatever_has_focus(capture: Path, tmp_
                     "Help", "Quit", "Flows", "Services", "Next tab", "Theme", "Theme: light"}
         with_table = {command.title for command in app.get_system_commands(app.screen)}
         await pilot.press("slash")  # the filter input has focus now
-        assert app.filter_bar.input.has_focus
+        assert flows(app).filter_bar.input.has_focus
         with_input = {command.title for command in app.get_system_commands(app.screen)}
-        await pilot.press("escape", "2")  # another tab: the flow table is hidden
+        await pilot.press("escape", "2")  # another tab: the flow list's keys do nothing there
         with_tab = {command.title for command in app.get_system_commands(app.screen)}
-        assert expected <= with_table and with_input == with_table == with_tab
+        assert expected <= with_table and with_input == with_table
+        assert {"Help", "Quit", "Flows", "Services", "Next tab", "Theme", "Theme: light"} <= with_tab
+        assert not {"Open", "Pause", "Filter", "Verdict", "Namespace", "Export view", "Aggregate"} & with_tab
         assert not any("cursor" in title.lower() for title in with_input)  # not the input's own keys
 
 
@@ -382,7 +384,7 @@ async def test_palette_runs_a_flow_list_action_from_the_filter_bar(capture: Path
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("slash")
         await run_from_palette(pilot, "pause")
-        await wait_until(lambda: not app.table.follow, pilot)
+        await wait_until(lambda: not flows(app).table.follow, pilot)
 
 
 @pytest.fixture
@@ -400,7 +402,7 @@ def burst_capture(tmp_path: Path) -> Path:
 async def test_aggregation_toggle_collapses_bursts_and_keeps_every_flow(burst_capture: Path, tmp_path: Path) -> None:
     app = make_app(burst_capture, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        table = app.table
+        table = flows(app).table
         assert table.row_count == 29 and not table.aggregate
         await pilot.press("a")
         await pilot.pause()
@@ -426,7 +428,7 @@ async def test_aggregation_toggle_collapses_bursts_and_keeps_every_flow(burst_ca
 async def test_aggregation_toggled_while_paused_stays_on_the_selected_flow(burst_capture: Path, tmp_path: Path) -> None:
     app = make_app(burst_capture, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        table = app.table
+        table = flows(app).table
         await pilot.press("g", *"j" * 10)  # row 10: inside the burst of drops (rows 6-25)
         selected = table.selected
         assert selected is not None and selected.verdict == flow_pb.DROPPED and not table.follow
@@ -441,19 +443,19 @@ async def test_aggregation_toggled_while_paused_stays_on_the_selected_flow(burst
 async def test_aggregation_from_the_palette_and_at_start(burst_capture: Path, tmp_path: Path) -> None:
     app = make_app(burst_capture, tmp_path, aggregate=True, initial_filter="dropped")
     async with app.run_test(size=(100, 30)) as pilot:
-        assert app.table.aggregate and app.table.row_count == 1 and app.table.rows.row(0)[1] == 21
+        assert flows(app).table.aggregate and flows(app).table.row_count == 1 and flows(app).table.rows.row(0)[1] == 21
         await run_from_palette(pilot, "aggregate")
-        await wait_until(lambda: not app.table.aggregate, pilot)
-        assert app.table.row_count == 21
+        await wait_until(lambda: not flows(app).table.aggregate, pilot)
+        assert flows(app).table.row_count == 21
 
 
 async def test_namespace_filter_leaves_its_namespace_out_of_the_names(capture: Path, tmp_path: Path) -> None:
     app = make_app(capture, tmp_path)
     async with app.run_test(size=(160, 30)) as pilot:
-        table = app.table
+        table = flows(app).table
         newest = table.render_line(table.scrollable_content_region.height - 1).text
         assert "otel-demo/frontend" in newest  # wide: every namespace shown
-        app.apply_filter("ns=otel-demo")
+        flows(app).apply_filter("ns=otel-demo")
         await pilot.pause()
         lines = [table.render_line(y).text for y in range(1, table.scrollable_content_region.height)]
         assert not any("otel-demo/" in line for line in lines)
@@ -465,4 +467,4 @@ async def test_a_taller_terminal_keeps_following(capture: Path, tmp_path: Path) 
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.resize_terminal(120, 30)  # the view scrolls up by itself to fill the space
         await pilot.pause(0.2)
-        assert app.table.follow and app.table.cursor == len(app.table.rows) - 1
+        assert flows(app).table.follow and flows(app).table.cursor == len(flows(app).table.rows) - 1

@@ -6,20 +6,21 @@ from pathlib import Path
 
 from test_ui_app import capture, make_app  # noqa: F401 - capture is a fixture
 from test_ui_live import wait_until
+from test_ui_support import flows
 
 
 async def test_esc_clears_the_filter_says_so_and_up_brings_it_back(capture: Path, tmp_path: Path) -> None:  # noqa: F811
     app = make_app(capture, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        bar = app.filter_bar
+        bar = flows(app).filter_bar
         long_filter = "from:ns=otel-demo verdict=dropped to:port=53"
         await pilot.press("slash", *"ns=otel-demo", "enter")
         await pilot.press("slash", "ctrl+u", *long_filter, "enter")
-        await wait_until(lambda: app.filter_state.text == long_filter, pilot)
-        shown = len(app.table.rows)
+        await wait_until(lambda: flows(app).filter_state.text == long_filter, pilot)
+        shown = len(flows(app).table.rows)
 
         await pilot.press("escape")  # on the flow list: clears the filter
-        await wait_until(lambda: app.filter_state.text == "" and len(app.table.rows) == 120, pilot)
+        await wait_until(lambda: flows(app).filter_state.text == "" and len(flows(app).table.rows) == 120, pilot)
         await wait_until(lambda: any(n.title == "Filter cleared" for n in app._notifications), pilot)
         note = next(n for n in app._notifications if n.title == "Filter cleared")
         assert note.message == f"{long_filter}\n/ then ↑ brings it back"
@@ -34,7 +35,7 @@ async def test_esc_clears_the_filter_says_so_and_up_brings_it_back(capture: Path
         await pilot.press("down", "down")  # past the newest: the draft again
         assert bar.text == "dns"
         await pilot.press("up", "enter")
-        await wait_until(lambda: app.filter_state.text == long_filter and len(app.table.rows) == shown, pilot)
+        await wait_until(lambda: flows(app).filter_state.text == long_filter and len(flows(app).table.rows) == shown, pilot)
         assert bar.history == ["ns=otel-demo", long_filter]  # re-applying does not repeat it
 
 
@@ -42,4 +43,4 @@ async def test_history_is_empty_at_first_and_keys_do_nothing(capture: Path, tmp_
     app = make_app(capture, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("slash", *"abc", "up", "down")
-        assert app.filter_bar.text == "abc" and app.filter_bar.history == []
+        assert flows(app).filter_bar.text == "abc" and flows(app).filter_bar.history == []

@@ -10,7 +10,7 @@ import kcockpit.ui.app as app_module
 from kcockpit.model.store import FlowStore
 from kcockpit.sim.embedded import DemoCluster
 from kcockpit.ui.app import CockpitApp
-from kcockpit.ui.session import DemoSession
+from kcockpit.application.session import DemoSession
 
 
 async def test_the_full_collection_timer_fires_and_the_app_keeps_running(monkeypatch) -> None:

@@ -5,7 +5,8 @@ import time
 from argparse import Namespace
 from pathlib import Path
 
-from kcockpit.ui.integrations import Notices, policy_feed_from_args
+from kcockpit.application.integrations import Notices
+from kcockpit.cli_options import policy_feed_from_args
 from polling import wait_until
 
 DATA = Path(__file__).parent / "data" / "policies"

@@ -11,17 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from test_ui_live import wait_until
-from test_ui_support import UTC
+from test_ui_support import UTC, flows
 
 from kcockpit.model.record import VERDICT_DROPPED, VERDICT_FORWARDED, FlowRecord
 from kcockpit.model.store import FlowStore
 from kcockpit.sim.embedded import DemoCluster
 from kcockpit.ui.app import CockpitApp
-from kcockpit.ui.integrations import PolicyFeed
+from kcockpit.application.integrations import PolicyFeed
 from kcockpit.ui.policy_view import fix_document
 from kcockpit.ui.screens.detail import FlowDetailScreen
-from kcockpit.ui.session import DemoSession
-from kcockpit.ui.status import fit_parts, status_parts
+from kcockpit.application.session import DemoSession
+from kcockpit.application.status import fit_parts, status_parts
 from kcockpit.ui.widgets.status_bar import StatusBar
 
 DENIED_SENTENCE = (
@@ -145,7 +145,7 @@ async def test_forbidden_networkpolicies_show_in_the_status_bar_and_flows_keep_f
         await wait_until(lambda: "k8s ✗ forbidden networkpolicies" in status_text(app), pilot)
         await wait_until(lambda: any("networkpolicies.networking.k8s.io at cluster scope: forbidden" in n.message for n in app._notifications), pilot)
         received = app.store.received
-        await wait_until(lambda: app.store.received > received + 100 and len(app.table.rows) > 100, pilot)
+        await wait_until(lambda: app.store.received > received + 100 and len(flows(app).table.rows) > 100, pilot)
         await wait_until(lambda: newest(app, VERDICT_DROPPED) is not None, pilot)
         screen = FlowDetailScreen(newest(app, VERDICT_DROPPED), UTC)
         await app.push_screen(screen)
@@ -156,7 +156,7 @@ async def test_forbidden_networkpolicies_show_in_the_status_bar_and_flows_keep_f
 
 
 def test_status_bar_keeps_problems_and_drops_the_least_important_at_80_columns() -> None:
-    from kcockpit.ui.status import Part, StatusInfo
+    from kcockpit.application.status import Part, StatusInfo
 
     info = StatusInfo(
         source="demo 127.0.0.1:41235",
@@ -177,7 +177,7 @@ def test_demo_without_prometheus_says_once_that_signals_come_from_flows(monkeypa
     import time
 
     from kcockpit.sources import prometheus_runner
-    from kcockpit.ui.integrations import NO_PROMETHEUS_NOTICE, Notices, PrometheusFeed
+    from kcockpit.application.integrations import NO_PROMETHEUS_NOTICE, Notices, PrometheusFeed
 
     monkeypatch.setattr(prometheus_runner, "find_prometheus", lambda: None)
     feed, notices = PrometheusFeed(demo_metrics_url="http://127.0.0.1:9/metrics"), Notices()
@@ -193,7 +193,7 @@ async def test_an_unreachable_prometheus_shows_refused_and_a_notice() -> None:
     import asyncio
 
     from kcockpit.sources.prometheus_runner import free_port
-    from kcockpit.ui.integrations import Notices, PrometheusFeed
+    from kcockpit.application.integrations import Notices, PrometheusFeed
     from kcockpit.wire.prometheus import PrometheusConfig
 
     url = f"http://127.0.0.1:{free_port()}"

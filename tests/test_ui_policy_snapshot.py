@@ -21,9 +21,9 @@ from kcockpit.sim.world import World
 from kcockpit.sources.capture import write_capture
 from kcockpit.sources.kubernetes import StaticSource, static_snapshot
 from kcockpit.ui.app import CockpitApp
-from kcockpit.ui.integrations import Integrations, PolicyFeed
+from kcockpit.application.integrations import Integrations, PolicyFeed
 from kcockpit.ui.screens.detail import FlowDetailScreen
-from kcockpit.ui.session import CaptureSession
+from kcockpit.application.session import CaptureSession
 from kcockpit.ui.widgets.status_bar import StatusBar
 
 SEED = 7

@@ -17,7 +17,7 @@ from test_ui_support import UTC, FixedClock, make_flow, scenario_records
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import write_capture
 from kcockpit.ui.app import CockpitApp
-from kcockpit.ui.session import CaptureSession
+from kcockpit.application.session import CaptureSession
 
 
 @pytest.fixture

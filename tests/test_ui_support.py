@@ -11,6 +11,7 @@ import pytest
 
 from kcockpit.model.record import FlowRecord
 from kcockpit.model.store import FlowStore
+from kcockpit.ui.tabs.flows import FlowsTab
 from kcockpit.wire.hubble_pb import flow_pb
 
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
@@ -146,6 +147,11 @@ class FixedClock:
 UTC = timezone.utc
 
 
+def flows(app) -> FlowsTab:
+    """The Flows tab of a running CockpitApp: its table, filter bar and filter state."""
+    return app.tab(FlowsTab)
+
+
 
 # --- the UI's pure helpers --------------------------------------------------------------
 
@@ -153,7 +159,7 @@ from kcockpit.ui.columns import cell, cell_parts, endpoint_cell, layout_columns,
 from kcockpit.ui.filtering import NAMESPACE_KEYS, VERDICT_KEYS, compile_filter, with_term  # noqa: E402
 from kcockpit.ui.rate import RateMeter  # noqa: E402
 from kcockpit.ui.rows import RowBuffer  # noqa: E402
-from kcockpit.ui.status import StatusInfo, fit_parts, status_parts  # noqa: E402
+from kcockpit.application.status import StatusInfo, fit_parts, status_parts  # noqa: E402
 
 
 def test_columns_drop_least_important_first() -> None:

@@ -189,12 +189,13 @@ def test_no_configuration_at_all_says_what_to_do(tmp_path: Path, monkeypatch) ->
 def test_policy_source_from_arguments(tmp_path: Path) -> None:
     import argparse
 
-    from kcockpit.sources.kubernetes import StaticSource, add_kubernetes_arguments, open_policy_source
+    from kcockpit.cli_options import add_kubernetes_arguments, policy_options_from_args
+    from kcockpit.sources.kubernetes import StaticSource, open_policy_source
 
     parser = argparse.ArgumentParser()
     add_kubernetes_arguments(parser)
     malformed = Path(__file__).resolve().parents[1] / "data" / "policies" / "malformed"
-    source = open_policy_source(parser.parse_args(["--policies", str(malformed)]))
+    source = open_policy_source(policy_options_from_args(parser.parse_args(["--policies", str(malformed)])))
     assert isinstance(source, StaticSource)
     seen = []
     source.start(seen.append)
@@ -202,9 +203,9 @@ def test_policy_source_from_arguments(tmp_path: Path) -> None:
     assert seen == [snapshot] and snapshot.origin == f"manifests in {malformed}"
     assert len(snapshot.problems()) == 5 and snapshot.problems()[0].endswith("document 1, item 2: missing apiVersion or kind")
     assert [p["metadata"]["name"] for p in snapshot.cluster().networkpolicies] == ["redis-ingress", "cartservice-ingress"]
-    assert open_policy_source(parser.parse_args(["--no-kubernetes"])) is None
+    assert open_policy_source(policy_options_from_args(parser.parse_args(["--no-kubernetes"]))) is None
     config = write_kubeconfig(tmp_path / "config", "http://127.0.0.1:9")
-    live = open_policy_source(parser.parse_args(["--kubeconfig", str(config)]))
+    live = open_policy_source(policy_options_from_args(parser.parse_args(["--kubeconfig", str(config)])))
     assert isinstance(live, KubernetesSource) and live.origin == "context kcockpit-sim at http://127.0.0.1:9"
 
 

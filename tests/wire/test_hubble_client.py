@@ -14,12 +14,11 @@ import pytest
 from grpc_health.v1 import health, health_pb2_grpc
 from observer_fixture import FixtureServer, ObserverServicer, make_flow_response
 
+from kcockpit.cli_options import add_connection_arguments, connection_from_args
 from kcockpit.wire.connection import (
     DEFAULT_SERVER,
     HubbleConnection,
     HubbleError,
-    add_connection_arguments,
-    connection_from_args,
 )
 from kcockpit.wire.errors import describe_rpc_error
 from kcockpit.wire.hubble_client import HubbleClient, flows_request

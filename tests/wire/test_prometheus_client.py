@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from prometheus_fixture import require_binary
 
+from kcockpit.cli_options import add_prometheus_arguments, prometheus_config_from_args, prometheus_from_args
 from kcockpit.sources.prometheus_runner import free_port, start_prometheus
 from kcockpit.wire.prometheus import (
     PrometheusAuthError,
@@ -28,9 +29,6 @@ from kcockpit.wire.prometheus import (
     PrometheusProtocolError,
     PrometheusTimeout,
     PrometheusUnreachable,
-    add_prometheus_arguments,
-    prometheus_config_from_args,
-    prometheus_from_args,
 )
 
 # ---------------------------------------------------------------------------- a real Prometheus

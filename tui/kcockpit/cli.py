@@ -17,7 +17,7 @@ from kcockpit import __version__
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo-server": ("kcockpit.sim.cli", "run the simulated cluster: a Hubble Observer gRPC server (and metrics, Kubernetes API)"),
     "policy": ("kcockpit.sources.policy_cli", "explain a policy verdict or advise a least-privilege policy, without the TUI"),
-    "report": ("kcockpit.application.report", "the services, DNS and policy tables of the tabs as text or JSON, without the TUI"),
+    "report": ("kcockpit.report_cli", "the services, DNS and policy tables of the tabs as text or JSON, without the TUI"),
 }
 APP_MODULE = "kcockpit.ui.cli"
 

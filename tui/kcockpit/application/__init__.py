@@ -1,2 +1,7 @@
-"""The application layer: wires sources, the simulator, the policy engine and the aggregates
-into what the cockpit and the command-line reports run on. It never imports textual."""
+"""The application layer: what the cockpit does, below any user interface.
+
+A `Session` owns the flow store and whatever fills it (a Hubble server, the embedded demo,
+a capture file) and carries the `Integrations` (policy data, Prometheus) and the aggregate
+feed that fills the tabs' tables. `report` runs the same aggregates without a screen.
+Nothing here imports Textual or Rich.
+"""

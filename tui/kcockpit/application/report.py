@@ -7,12 +7,12 @@ prints the services, DNS and policy tables as text for 80 columns, or as one JSO
 (`-o json`). Flows are counted as they stream by and then dropped: memory depends on the
 aggregates' key caps, not on the size of the input.
 
-Exit status: 0 done, 2 bad input (one line on stderr, no traceback).
+The command line (`kcockpit report`, exit status 0 done, 2 bad input) is in
+`kcockpit.report_cli`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -52,52 +52,6 @@ class Selection:
         return ", ".join(parts)
 
 
-# --- arguments ----------------------------------------------------------------------------
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from kcockpit.wire.connection import add_connection_arguments
-
-    parser.description = (
-        "Count flows into the services, DNS and policy tables the cockpit's tabs show, and print "
-        "them as text or JSON. Reads a Hubble server (default), --input-file, or --demo."
-    )
-    source = parser.add_argument_group("flow source (default: a Hubble server, see below)")
-    source.add_argument("--input-file", metavar="FILE", help="a `hubble observe -o jsonpb` capture; - reads stdin")
-    source.add_argument("--demo", action="store_true", help="the simulated cluster, run for --demo-seconds of its time")
-    source.add_argument("--seed", type=int, default=1, help="seed of the simulated cluster (default 1)")
-    source.add_argument("--scenario", default="auto", choices=("auto", "healthy", "broken", "fixed"),
-                        help="demo story: auto plays healthy, broken, fixed (60 s each)")
-    source.add_argument("--demo-seconds", type=float, default=DEFAULT_DEMO_SECONDS, metavar="S",
-                        help=f"simulated seconds of demo traffic (default {DEFAULT_DEMO_SECONDS:g})")
-    source.add_argument("--rate", type=float, default=200.0, help="demo flows per second (default 200)")
-    select = parser.add_argument_group("which flows (as hubble observe)")
-    select.add_argument("--since", metavar="TIME", help="from this time: a duration back from now (5m, 1h30m) or RFC 3339")
-    select.add_argument("--until", metavar="TIME", help="up to this time (same forms)")
-    select.add_argument("--last", type=int, metavar="N", help="only the last N flows (through Relay: N per node)")
-    output = parser.add_argument_group("output")
-    output.add_argument("-o", "--output", choices=("table", "json"), default="table", help="table (default) or json")
-    output.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="N",
-                        help=f"rows per table in text output (default {DEFAULT_TOP}; 0 for all)")
-    output.add_argument("--policies", metavar="DIR",
-                        help="NetworkPolicy manifests: the policy engine names the deciding policy where Hubble did not")
-    add_connection_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        report = build_report(args)
-    except ReportError as error:
-        print(f"kcockpit report: error: {error}", file=sys.stderr)
-        return 2
-    text = json.dumps(report.to_json(), indent=2) if args.output == "json" else report.to_text(args.top)
-    try:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:  # `| head`
-        return 0
-    return 0
-
-
 # --- building -------------------------------------------------------------------------------
 
 @dataclass
@@ -123,7 +77,26 @@ class Report:
         return render_text(self, top)
 
 
-def build_report(args: argparse.Namespace) -> Report:
+@dataclass(frozen=True)
+class ReportRequest:
+    """What to report on: one source (a capture path or "-", the demo, else `connection`),
+    which flows, and optional policy manifests for the engine."""
+
+    input_file: str | None = None
+    demo: bool = False
+    connection: object | None = None  # a wire.connection.HubbleConnection
+    seed: int = 1
+    scenario: str = "auto"
+    demo_seconds: float = DEFAULT_DEMO_SECONDS
+    rate: float = 200.0
+    since: str | None = None
+    until: str | None = None
+    last: int | None = None
+    top: int = DEFAULT_TOP
+    policies: str | None = None
+
+
+def build_report(args: ReportRequest) -> Report:
     if args.input_file and args.demo:
         raise ReportError("--input-file and --demo are two different sources: pass only one")
     if args.last is not None and args.last < 1:
@@ -152,7 +125,7 @@ def build_report(args: argparse.Namespace) -> Report:
         source, raws = _demo_flows(args)
         raws = select(raws, selection)
     else:
-        source, raws = _server_flows(args, selection, notes)
+        source, raws = _server_flows(args.connection, selection, notes)
     for batch in _batches(raws, 4096):
         aggregates.ingest_raw(batch)
     if args.input_file and not aggregates.flows and capture_result.problems and not capture_result.lost_events:
@@ -214,7 +187,7 @@ def _capture_flows(path: str, result, notes: list[str]) -> tuple[str, Iterator[b
     return ("<stdin>" if path == "-" else path), flows()
 
 
-def _demo_flows(args: argparse.Namespace) -> tuple[str, Iterator[bytes]]:
+def _demo_flows(args: ReportRequest) -> tuple[str, Iterator[bytes]]:
     from kcockpit.sim.clock import ManualClock
     from kcockpit.sim.scenario import Scenario
     from kcockpit.sim.traffic import Simulator, rate_problem
@@ -237,18 +210,13 @@ def _demo_flows(args: argparse.Namespace) -> tuple[str, Iterator[bytes]]:
     return f"demo (seed {args.seed}, scenario {args.scenario}, {args.demo_seconds:g} s simulated)", flows()
 
 
-def _server_flows(args: argparse.Namespace, selection: Selection, notes: list[str]) -> tuple[str, Iterator[bytes]]:
+def _server_flows(connection, selection: Selection, notes: list[str]) -> tuple[str, Iterator[bytes]]:
     import grpc
 
-    from kcockpit.wire.connection import HubbleError, connection_from_args
     from kcockpit.wire.errors import describe_rpc_error
     from kcockpit.wire.hubble_client import GET_FLOWS_METHOD, flows_request
     from kcockpit.wire.hubble_pb import GetFlowsRequest, GetFlowsResponse
 
-    try:
-        connection = connection_from_args(args)
-    except HubbleError as error:
-        raise ReportError(str(error)) from None
     everything = selection.last is None and selection.since_ns is None
     request = flows_request(
         number=selection.last if selection.last is not None else (2**63 - 1 if everything else None),

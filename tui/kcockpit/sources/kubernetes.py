@@ -7,7 +7,7 @@ and the manifests loader use). Failures are per resource: a 401/403 names the re
 and the missing RBAC permission, absent Cilium CRDs are "absent" rather than an error,
 an unreachable server is retried with backoff; everything else keeps working.
 
-    source = KubernetesSource.from_kubeconfig(args.kubeconfig, args.context)
+    source = KubernetesSource.from_kubeconfig(kubeconfig, context)   # or open_policy_source(PolicyOptions(...))
     source.start(on_change=lambda snapshot: ...)   # called from the source's threads
     snapshot = source.snapshot()                     # plain data, any thread
     cluster = snapshot.cluster()                     # for kcockpit.policy.Engine
@@ -16,7 +16,6 @@ an unreachable server is retried with backoff; everything else keeps working.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -88,15 +87,6 @@ class KubernetesSnapshot:
     def problems(self) -> list[str]:
         """One line per resource that could not be read, for the status bar and logs."""
         return list(dict.fromkeys(s.message for s in self.states.values() if s.state not in (OK, LOADING, ABSENT)))
-
-
-def add_kubernetes_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options kubectl users expect, plus offline manifests."""
-    group = parser.add_argument_group("Kubernetes (policy data)")
-    group.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)")
-    group.add_argument("--context", metavar="NAME", help="kubeconfig context to use (default: the current context)")
-    group.add_argument("--policies", metavar="DIR", help="read policies, pods and namespaces from YAML/JSON manifests instead of a cluster")
-    group.add_argument("--no-kubernetes", action="store_true", help="do not read policy data from any cluster")
 
 
 def load_api_client(kubeconfig: str | None = None, context: str | None = None):
@@ -449,14 +439,25 @@ def manifests_source(path: str) -> StaticSource:
     return StaticSource(static_snapshot(f"manifests in {path}", cluster.objects, [str(p) for p in loaded.problems]))
 
 
-def open_policy_source(args: argparse.Namespace) -> KubernetesSource | StaticSource | None:
-    """The policy data source the options of `add_kubernetes_arguments` ask for (not started).
+@dataclass(frozen=True, slots=True)
+class PolicyOptions:
+    """Where policy data comes from: a cluster found like kubectl finds it (kubeconfig,
+    context), a directory of manifests (policies), or nowhere (disabled)."""
 
-    None with --no-kubernetes. Raises KubernetesConfigError (no usable kubeconfig) and
+    kubeconfig: str | None = None
+    context: str | None = None
+    policies: str | None = None  # a directory of YAML/JSON manifests instead of a cluster
+    disabled: bool = False  # --no-kubernetes
+
+
+def open_policy_source(options: PolicyOptions) -> KubernetesSource | StaticSource | None:
+    """The policy data source `options` ask for (not started).
+
+    None when disabled. Raises KubernetesConfigError (no usable kubeconfig) and
     manifests.ManifestError (no such directory) with one-line messages.
     """
-    if getattr(args, "no_kubernetes", False):
+    if options.disabled:
         return None
-    if getattr(args, "policies", None):
-        return manifests_source(args.policies)
-    return KubernetesSource.from_kubeconfig(getattr(args, "kubeconfig", None), getattr(args, "context", None))
+    if options.policies:
+        return manifests_source(options.policies)
+    return KubernetesSource.from_kubeconfig(options.kubeconfig, options.context)

@@ -13,10 +13,8 @@ import argparse
 import os
 import sys
 
+from kcockpit.cli_options import add_connection_arguments, add_kubernetes_arguments, add_prometheus_arguments
 from kcockpit.model.store import DEFAULT_CAPACITY
-from kcockpit.sources.kubernetes import add_kubernetes_arguments
-from kcockpit.wire.connection import add_connection_arguments
-from kcockpit.wire.prometheus import add_prometheus_arguments
 
 THEME_NAMES = ("dark", "light", "high-contrast")
 DEFAULT_DEMO_RATE = 300.0  # flows/s: busy enough to look alive, slow enough to read
@@ -78,7 +76,8 @@ def _reattach_terminal() -> None:
 
 
 def _prometheus_config(args: argparse.Namespace):
-    from kcockpit.wire.prometheus import PrometheusConfigError, prometheus_config_from_args
+    from kcockpit.cli_options import prometheus_config_from_args
+    from kcockpit.wire.prometheus import PrometheusConfigError
 
     try:
         return prometheus_config_from_args(args)
@@ -99,7 +98,8 @@ def _check_policy_options(args: argparse.Namespace) -> None:
 
 
 def _integrations(args: argparse.Namespace, prometheus_config):
-    from kcockpit.ui.integrations import Integrations, PrometheusFeed, policy_feed_from_args
+    from kcockpit.application.integrations import Integrations, PrometheusFeed
+    from kcockpit.cli_options import policy_feed_from_args
 
     return Integrations(policy_feed_from_args(args), PrometheusFeed(prometheus_config))
 
@@ -118,7 +118,7 @@ def _session(args: argparse.Namespace, store):
 def _flow_session(args: argparse.Namespace, store, prometheus_config):
     if args.input_file:
         from kcockpit.sources.capture import CaptureError
-        from kcockpit.ui.session import CaptureSession
+        from kcockpit.application.session import CaptureSession
 
         try:
             session = CaptureSession(args.input_file, store)
@@ -136,8 +136,9 @@ def _flow_session(args: argparse.Namespace, store, prometheus_config):
         if problem := rate_problem(args.rate):
             raise _fail(f"--rate {problem}")
         from kcockpit.sim.embedded import DemoCluster
-        from kcockpit.ui.integrations import PrometheusFeed, policy_feed_from_args
-        from kcockpit.ui.session import DemoSession
+        from kcockpit.application.integrations import PrometheusFeed
+        from kcockpit.cli_options import policy_feed_from_args
+        from kcockpit.application.session import DemoSession
 
         explicit_policy = args.policies or args.no_kubernetes
         try:
@@ -150,8 +151,9 @@ def _flow_session(args: argparse.Namespace, store, prometheus_config):
             )
         except OSError as error:
             raise _fail(f"cannot start the demo cluster: {error}") from None
-    from kcockpit.wire.connection import HubbleError, connection_from_args
-    from kcockpit.ui.session import HubbleSession
+    from kcockpit.cli_options import connection_from_args
+    from kcockpit.wire.connection import HubbleError
+    from kcockpit.application.session import HubbleSession
 
     try:
         connection = connection_from_args(args)

@@ -18,7 +18,7 @@ from kcockpit.policy.fix import PATCH, FixProposal
 from kcockpit.policy.flows import POLICY_DROP_REASONS, explain_flow
 from kcockpit.policy.results import ALLOWED, DENIED
 from kcockpit.ui.export import unused_path
-from kcockpit.ui.integrations import PolicyData
+from kcockpit.application.integrations import PolicyData
 
 EVENT_POLICY_VERDICT = 5
 _KIND_WORDS = {"networkpolicies": "networkpolicy", "ciliumnetworkpolicies": "ciliumnetworkpolicy"}

@@ -1,17 +1,13 @@
 """How to reach a Hubble server: address and TLS options, spelled like the `hubble` CLI.
 
-`add_connection_arguments(parser)` adds `--server`, `--tls`, `--tls-ca-cert-files`,
-`--tls-client-cert-file`, `--tls-client-key-file`, `--tls-server-name`,
-`--tls-allow-insecure` and `--timeout`; `connection_from_args(args)` turns them into a
-validated `HubbleConnection` (unreadable certificate files fail here, naming the file).
-The address defaults to `$HUBBLE_SERVER`, else `localhost:4245`; a `tls://` prefix turns
-TLS on, as in the CLI.
+A `HubbleConnection` is validated by `validate()` (unreadable certificate files fail
+there, naming the file). The command-line options that build one (`--server`, `--tls*`,
+`--timeout`) live in `kcockpit.cli_options`: the address defaults to `$HUBBLE_SERVER`,
+else `localhost:4245`; a `tls://` prefix turns TLS on, as in the CLI.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import socket
 import ssl
 import tempfile
@@ -215,59 +211,3 @@ def _certificate_name(pem: bytes) -> str:
             if key == "commonName":
                 return value
     return ""
-
-
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the hubble CLI's connection flags to an argparse parser."""
-    group = parser.add_argument_group("Hubble server connection")
-    group.add_argument(
-        "--server",
-        default=None,
-        metavar="ADDRESS",
-        help=f"Hubble server or Relay address (default: ${SERVER_ENV} or {DEFAULT_SERVER}); "
-        f"a {TLS_PREFIX} prefix enables TLS",
-    )
-    group.add_argument(
-        "--tls", action="store_true", help="use TLS (implied by a tls:// address and the other --tls-* file options)"
-    )
-    group.add_argument(
-        "--tls-ca-cert-files",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="PEM CA certificates to trust (repeat or comma-separate for several)",
-    )
-    group.add_argument("--tls-client-cert-file", metavar="FILE", help="PEM client certificate for mTLS")
-    group.add_argument("--tls-client-key-file", metavar="FILE", help="PEM client key for mTLS")
-    group.add_argument("--tls-server-name", metavar="NAME", help="server name to verify the certificate against")
-    group.add_argument(
-        "--tls-allow-insecure",
-        action="store_true",
-        help="accept whatever certificate the server presents (no verification)",
-    )
-    group.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_DIAL_TIMEOUT,
-        metavar="SECONDS",
-        help=f"connection timeout in seconds (default {DEFAULT_DIAL_TIMEOUT:g})",
-    )
-
-
-def connection_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> HubbleConnection:
-    """Build and validate a HubbleConnection from parsed arguments; raises HubbleError."""
-    env = os.environ if environ is None else environ
-    server = args.server or env.get(SERVER_ENV) or DEFAULT_SERVER
-    ca_files = tuple(part for value in args.tls_ca_cert_files for part in value.split(",") if part)
-    connection = HubbleConnection(
-        server=server,
-        tls=args.tls,
-        tls_ca_cert_files=ca_files,
-        tls_client_cert_file=args.tls_client_cert_file,
-        tls_client_key_file=args.tls_client_key_file,
-        tls_server_name=args.tls_server_name,
-        tls_allow_insecure=args.tls_allow_insecure,
-        timeout=args.timeout,
-    )
-    connection.validate()
-    return connection

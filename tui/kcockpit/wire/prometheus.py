@@ -8,7 +8,6 @@ the UI can show it in a status line and carry on.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import ssl
@@ -192,86 +191,6 @@ def parse_header(text: str) -> tuple[str, str]:
         if found and name.strip():
             return name.strip(), value.strip()
     raise PrometheusConfigError(f"header {text!r} must look like 'Name: value' (e.g. 'X-Scope-OrgID: tenant1')")
-
-
-def add_prometheus_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("Prometheus (golden signals)")
-    group.add_argument(
-        "--prometheus",
-        metavar="URL",
-        default=os.environ.get("PROMETHEUS_URL"),
-        help="Prometheus-compatible API base URL, including any path prefix (env PROMETHEUS_URL)",
-    )
-    group.add_argument(
-        "--prometheus-token",
-        metavar="TOKEN",
-        default=os.environ.get("PROMETHEUS_TOKEN"),
-        help="bearer token (env PROMETHEUS_TOKEN)",
-    )
-    group.add_argument("--prometheus-token-file", metavar="FILE", help="read the bearer token from FILE")
-    group.add_argument("--prometheus-user", metavar="USER", help="basic auth user name")
-    group.add_argument(
-        "--prometheus-password",
-        metavar="PASSWORD",
-        default=os.environ.get("PROMETHEUS_PASSWORD"),
-        help="basic auth password (env PROMETHEUS_PASSWORD)",
-    )
-    group.add_argument("--prometheus-ca-file", metavar="FILE", help="CA bundle to verify the server's certificate")
-    group.add_argument(
-        "--prometheus-insecure-skip-verify",
-        action="store_true",
-        help="do not verify the server's TLS certificate",
-    )
-    group.add_argument(
-        "--prometheus-header",
-        metavar="'NAME: VALUE'",
-        action="append",
-        default=[],
-        help="extra HTTP header, repeatable (e.g. 'X-Scope-OrgID: tenant1' for Mimir)",
-    )
-    group.add_argument(
-        "--prometheus-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=DEFAULT_TIMEOUT_S,
-        help=f"per-request timeout (default {DEFAULT_TIMEOUT_S:g})",
-    )
-
-
-def prometheus_config_from_args(args: argparse.Namespace) -> PrometheusConfig | None:
-    """The configuration the options describe, or None when no URL was given.
-
-    Raises PrometheusConfigError (one line) for unusable options, also without a URL: a
-    mistyped option should not wait to be noticed until Prometheus is configured."""
-    headers = dict(parse_header(h) for h in args.prometheus_header)
-    check_timeout(args.prometheus_timeout)
-    if not args.prometheus:
-        return None
-    token = args.prometheus_token
-    if args.prometheus_token_file:
-        try:
-            with open(args.prometheus_token_file, encoding="utf-8") as handle:
-                token = handle.read().strip()
-        except OSError as error:
-            raise PrometheusConfigError(
-                f"cannot read Prometheus token file {args.prometheus_token_file!r}: {error.strerror}"
-            ) from None
-    return PrometheusConfig(
-        url=args.prometheus,
-        bearer_token=token or None,
-        username=args.prometheus_user,
-        password=args.prometheus_password,
-        ca_file=args.prometheus_ca_file,
-        insecure_skip_verify=args.prometheus_insecure_skip_verify,
-        headers=headers,
-        timeout_s=args.prometheus_timeout,
-    )
-
-
-def prometheus_from_args(args: argparse.Namespace) -> PrometheusClient | None:
-    """A client for the options, or None when no URL was given (flow-derived signals only)."""
-    config = prometheus_config_from_args(args)
-    return PrometheusClient(config) if config else None
 
 
 # ---------------------------------------------------------------------------- client

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -37,6 +38,10 @@ from kcockpit.ui.policy_view import (
 )
 from kcockpit.ui.widgets.status_bar import StatusBar
 from kcockpit.ui.printable import printable
+
+if TYPE_CHECKING:
+    from kcockpit.application.integrations import PolicyFeed
+    from kcockpit.ui.app import CockpitApp
 
 _VERDICT_STYLE = {"FORWARDED": "bold $text-success", "DROPPED": "bold $text-error", "ERROR": "bold $text-error", "AUDIT": "bold $text-warning"}
 _VERDICT_CLASS = {"FORWARDED": "-good", "DROPPED": "-bad", "ERROR": "-bad", "AUDIT": "-warn"}
@@ -112,9 +117,16 @@ class FlowDetailScreen(Screen[str | None]):
         self.fix_index = 0
         self._policy_generation: int | None = None
 
+    def _cockpit(self) -> CockpitApp | None:
+        """The cockpit this screen runs in (None in a bare test app)."""
+        from kcockpit.ui.app import CockpitApp
+
+        return self.app if isinstance(self.app, CockpitApp) else None
+
     @property
-    def _policy_feed(self):
-        integrations = getattr(getattr(self.app, "session", None), "integrations", None)
+    def _policy_feed(self) -> PolicyFeed | None:
+        cockpit = self._cockpit()
+        integrations = cockpit.session.integrations if cockpit is not None else None
         return integrations.policy if integrations is not None else None
 
     def _policy_placement(self) -> str:
@@ -261,7 +273,8 @@ class FlowDetailScreen(Screen[str | None]):
         proposal = self._fix()
         if proposal is None:
             return
-        directory = getattr(self.app, "export_dir", None) or Path.cwd()
+        cockpit = self._cockpit()
+        directory = cockpit.context.export_dir if cockpit is not None else Path.cwd()
         try:
             path = save_fix(proposal, Path(directory))
         except OSError as error:
@@ -287,9 +300,9 @@ class FlowDetailScreen(Screen[str | None]):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width >= WIDE, "-wide")
-        check_size = getattr(self.app, "check_size", None)
-        if check_size is not None:
-            check_size()
+        cockpit = self._cockpit()
+        if cockpit is not None:
+            cockpit.check_size()
 
     def action_back(self) -> None:
         self.dismiss(None)

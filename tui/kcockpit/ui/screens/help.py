@@ -2,7 +2,8 @@
 
 Also `bound_actions`, the list both this screen and the command palette are made from:
 every action bound on a screen whatever has focus, so neither depends on where the
-cursor happens to be.
+cursor happens to be. On the main screen that is the keys of the tab shown and the
+shell's: a hidden tab's keys do nothing, so they are not offered.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
+from textual.widget import Widget
 from textual.widgets import Static
+
+from kcockpit.ui.tabs.base import CockpitTab
 
 KEY_WIDTH = 16
 LEGEND_WIDTH = 52  # the box's text width after the key column
@@ -36,8 +40,12 @@ class BoundAction(NamedTuple):
 def _binding_nodes(screen: Screen) -> list[DOMNode]:
     """kcockpit's own widgets on the screen (not the keys of Textual's stock widgets, such as
     the input's cursor keys), then the screen, then the app unless the screen is modal."""
-    widgets = [w for w in screen.walk_children() if type(w).__module__.startswith("kcockpit.")]
+    widgets = [w for w in screen.walk_children() if type(w).__module__.startswith("kcockpit.") and not _in_hidden_tab(w)]
     return [*widgets, screen] if screen.is_modal else [*widgets, screen, screen.app]
+
+
+def _in_hidden_tab(widget: DOMNode) -> bool:
+    return any(isinstance(node, CockpitTab) and not node.display for node in widget.ancestors_with_self)
 
 
 def _enabled(node: DOMNode, screen: Screen, action: str) -> bool:

@@ -28,9 +28,10 @@ class TooSmallScreen(Screen):
 
     def on_resize(self, event: events.Resize) -> None:
         self._describe()
-        check_size = getattr(self.app, "check_size", None)
-        if check_size is not None:
-            check_size()
+        from kcockpit.ui.app import CockpitApp
+
+        if isinstance(self.app, CockpitApp):
+            self.app.check_size()
 
     def _describe(self) -> None:
         width, height = self.app.size

@@ -1,18 +1,15 @@
 """StatusBar: one line at the bottom of every view, fed a StatusInfo by the app.
 
-It also adds the session's other sources (policy data, Prometheus) and turns their
-one-time notices into notifications: the app refreshes the bar five times a second,
-which is often enough for both and keeps them out of the app's drain loop.
+The app composes the StatusInfo five times a second (the session's state, what each tab
+adds, the other sources: policy data, Prometheus); the bar only fits it to its width.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from textual.content import Content
 from textual.widget import Widget
 
-from kcockpit.ui.status import SEPARATOR, StatusInfo, fit_parts, status_parts
+from kcockpit.application.status import SEPARATOR, StatusInfo, fit_parts, status_parts
 
 # Part style keys -> Textual style strings (theme variables resolve per theme).
 _STYLES = {
@@ -46,11 +43,6 @@ class StatusBar(Widget):
         self.info: StatusInfo | None = None
 
     def show(self, info: StatusInfo) -> None:
-        integrations = getattr(getattr(self.app, "session", None), "integrations", None)
-        if integrations is not None:
-            info = replace(info, extra=integrations.status_parts())
-            for notice in integrations.notices.take():
-                self.app.notify(notice.text, title=notice.title, severity=notice.severity, timeout=8, markup=False)
         if info != self.info:
             self.info = info
             self.refresh()

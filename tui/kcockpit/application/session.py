@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import CaptureResult, load_capture
 from kcockpit.sources.hubble import FlowStream, StreamStatus
-from kcockpit.ui.integrations import Integrations, PolicyFeed, PrometheusFeed, kubeconfig_feed
+from kcockpit.application.integrations import Integrations, PolicyFeed, PrometheusFeed, kubeconfig_feed
 from kcockpit.wire.connection import HubbleConnection, HubbleError
 from kcockpit.wire.hubble_client import HubbleClient, to_timestamp
 
@@ -37,7 +37,8 @@ class Session:
 
     def __init__(self, store: FlowStore) -> None:
         self.store = store
-        self.integrations: Integrations | None = None
+        self.integrations: Integrations | None = None  # policy data and Prometheus, if any
+        self.demo: DemoControl | None = None  # the scenario's phase keys: the demo only
 
     def start(self) -> None:
         """Begin filling the store (returns at once)."""

@@ -22,8 +22,9 @@ from kcockpit.sources.kubernetes import (
     UNAUTHORIZED,
     UNREACHABLE,
     KubernetesSnapshot,
+    PolicyOptions,
 )
-from kcockpit.ui.status import Part
+from kcockpit.application.status import Part
 
 PROMETHEUS_POLL_S = 5.0
 NO_PROMETHEUS_NOTICE = "signals from flows; apt-get install prometheus for Prometheus"
@@ -372,11 +373,11 @@ def kubeconfig_feed(kubeconfig: str | None = None, context: str | None = None) -
     return PolicyFeed(open_source)
 
 
-def policy_feed_from_args(args) -> PolicyFeed:
-    """The policy data the options of `add_kubernetes_arguments` ask for (not started)."""
-    if getattr(args, "no_kubernetes", False):
+def policy_feed(options: PolicyOptions) -> PolicyFeed:
+    """The policy data `options` ask for (not started)."""
+    if options.disabled:
         return PolicyFeed(None, disabled="--no-kubernetes")
-    directory = getattr(args, "policies", None)
+    directory = options.policies
     if directory:
 
         def open_manifests():
@@ -385,4 +386,4 @@ def policy_feed_from_args(args) -> PolicyFeed:
             return manifests_source(directory)
 
         return PolicyFeed(open_manifests, label="files")
-    return kubeconfig_feed(getattr(args, "kubeconfig", None), getattr(args, "context", None))
+    return kubeconfig_feed(options.kubeconfig, options.context)
