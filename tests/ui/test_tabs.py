@@ -135,3 +135,21 @@ async def test_the_status_bar_describes_the_flow_list_on_every_tab(app: CockpitA
         await pilot.press("3")
         await pilot.pause(0.3)  # at least one timed update on the other tab
         assert app._status_bar.info == on_flows and on_flows.shown == 20
+
+
+async def test_a_tab_drills_down_into_the_flows_tab_and_esc_comes_back(app: CockpitApp) -> None:
+    from kcockpit.ui.tabs.flows import FlowsTab
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        flows_tab = app.tab(FlowsTab)
+        flows_tab.apply_filter("ns=otel-demo")
+        await pilot.press("2")
+        app.tab(ServicesTab).open_flows("from:workload=frontend to:port=53")
+        await wait_until(lambda: app.current_tab is flows_tab, pilot)
+        assert flows_tab.filter_state.text == "from:workload=frontend to:port=53"
+        await pilot.press("escape")
+        await wait_until(lambda: isinstance(app.current_tab, ServicesTab), pilot)
+        assert flows_tab.filter_state.text == "ns=otel-demo"  # the filter from before the drill-down
+        await pilot.press("1", "escape")
+        await wait_until(lambda: flows_tab.filter_state.text == "", pilot)  # an ordinary esc clears it
+        assert app.current_tab is flows_tab

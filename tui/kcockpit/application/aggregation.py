@@ -106,6 +106,7 @@ class RecordsFeed(AggregateFeed):
                 accumulator.add_raw(batch)
                 self._merged(accumulator.take())
                 batch = []
+        self._records = ()  # counted: let the records go
         accumulator.add_raw(batch)
         accumulator.expire(self.aggregates.last_ns + 6 * NS)  # nothing follows the capture's end
         self._merged(accumulator.take())

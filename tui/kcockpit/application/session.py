@@ -3,7 +3,8 @@
 A session owns the FlowStore and whatever fills it, and answers the status bar's questions
 (connection state, nodes) and the namespace picker's. The app never sees gRPC: it calls
 these methods and reads the store. `integrations` (policy data, Prometheus) travel with
-the session and start and stop with it.
+the session and start and stop with it, and so does the `feed` that counts every flow into
+the aggregates the Services, DNS and Policies tabs read (see application.aggregation).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from kcockpit.application.aggregation import AggregateFeed, RecordsFeed, StreamFeed
+from kcockpit.model.aggregates import FlowAggregates
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import CaptureResult, load_capture
 from kcockpit.sources.hubble import FlowStream, StreamStatus
@@ -39,16 +42,25 @@ class Session:
         self.store = store
         self.integrations: Integrations | None = None  # policy data and Prometheus, if any
         self.demo: DemoControl | None = None  # the scenario's phase keys: the demo only
+        self.feed: AggregateFeed | None = None  # counts every flow for the tabs (set by subclasses)
+
+    @property
+    def aggregates(self) -> FlowAggregates | None:
+        return self.feed.aggregates if self.feed is not None else None
 
     def start(self) -> None:
         """Begin filling the store (returns at once)."""
         if self.integrations is not None:
             self.integrations.start()
+        if self.feed is not None:
+            self.feed.start()
 
     async def stop(self) -> None:
         """Stop filling the store and release connections."""
         if self.integrations is not None:
             await self.integrations.stop()
+        if self.feed is not None:
+            await asyncio.to_thread(self.feed.stop)
 
     def state(self) -> SessionState:
         return SessionState("offline")
@@ -98,6 +110,7 @@ class HubbleSession(Session):
         self._clock = clock
         self.stream = FlowStream(connection, store, number=history, follow=True, clock=clock)
         self.client = HubbleClient(connection)
+        self.feed = StreamFeed(connection, store, clock=clock)
         self._status_error = ""
 
     def start(self) -> None:
@@ -126,6 +139,9 @@ class HubbleSession(Session):
         return SessionState(status.value)
 
     def apply_filter(self, whitelist: Iterable, blacklist: Iterable) -> None:
+        whitelist, blacklist = list(whitelist), list(blacklist)
+        if (whitelist or blacklist) and self.feed is not None:
+            self.feed.detach()  # the stream will carry only what matches: the aggregates need all
         # The store already holds the history: ask only for what is newer than its newest flow.
         newest = self.store.latest(1)
         self.stream.number = None if newest else HISTORY_FLOWS
@@ -161,6 +177,9 @@ class CaptureSession(Session):
         super().__init__(store)
         self.result: CaptureResult = load_capture(source, store)
         self.label = f"file {self.result.source}"
+        # Every flow of the file, even those the store had no room for; then let them go.
+        self.feed = RecordsFeed(self.result.records)
+        self.result.records = []  # the feed holds them until they are counted
 
     def start(self) -> None:
         super().start()
@@ -170,7 +189,7 @@ class CaptureSession(Session):
             shown = "\n".join(str(p) for p in problems[:MAX_PROBLEMS_SHOWN])
             more = f"\n... and {len(problems) - MAX_PROBLEMS_SHOWN} more" if len(problems) > MAX_PROBLEMS_SHOWN else ""
             self.integrations.notices.add(
-                f"{_lines(len(problems))} skipped, the other {len(self.result.records)} flows loaded:\n{shown}{more}",
+                f"{_lines(len(problems))} skipped, the other {self.result.flows} flows loaded:\n{shown}{more}",
                 "warning",
                 "Capture file",
             )

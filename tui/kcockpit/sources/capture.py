@@ -58,13 +58,14 @@ class CaptureResult:
     lost_events: int = 0
     node_statuses: int = 0
     lines: int = 0  # non-empty lines read
+    flows: int = 0  # flows read (they stay in `records` until their reader lets them go)
 
     @property
     def skipped(self) -> int:
         return len(self.problems)
 
     def summary(self) -> str:
-        text = f"{self.source}: {len(self.records)} flows from {self.lines} lines"
+        text = f"{self.source}: {self.flows} flows from {self.lines} lines"
         if self.problems:
             text += f", {self.skipped} malformed lines skipped (first: {self.problems[0]})"
         return text
@@ -156,6 +157,7 @@ def read_capture(source: str | Path | IO[str]) -> CaptureResult:
         record = FlowRecord.from_bytes(raw)
         if record is not None:
             result.records.append(record)
+    result.flows = len(result.records)
     return result
 
 

@@ -237,6 +237,17 @@ class CockpitApp(App[int]):
             for bar in self.screen.query(StatusBar):  # screens pushed over it show one too
                 bar.show(info)
 
+    def on_cockpit_tab_open_flows(self, event: CockpitTab.OpenFlows) -> None:
+        event.stop()
+        from kcockpit.ui.tabs.flows import FlowsTab
+
+        if self.tab(FlowsTab).drill_down(event.filter_text, event.origin):
+            self.action_show_tab(FlowsTab.TAB_ID)
+
+    def on_cockpit_tab_show_tab(self, event: CockpitTab.ShowTab) -> None:
+        event.stop()
+        self.action_show_tab(event.tab_id)
+
     def on_cockpit_tab_status_changed(self, event: CockpitTab.StatusChanged) -> None:
         self._update_status()
 

@@ -125,7 +125,7 @@ def _flow_session(args: argparse.Namespace, store, prometheus_config):
         except CaptureError as error:
             raise _fail(str(error)) from None
         result = session.result
-        if not result.records and result.problems:
+        if not result.flows and result.problems:
             raise _fail(f"no flows in {result.source}: {result.skipped} malformed lines (first: {result.problems[0]})")
         if args.input_file == "-":
             _reattach_terminal()

@@ -52,6 +52,22 @@ class CockpitTab(Vertical):
         """What the tab adds to the status bar changed: the shell repaints the bar now
         instead of at its next timed update."""
 
+    class OpenFlows(Message):
+        """Show the Flows tab with `filter_text`; esc there comes back to tab `origin`
+        (which keeps its selection) and restores the Flows tab's filter."""
+
+        def __init__(self, filter_text: str, origin: str) -> None:
+            super().__init__()
+            self.filter_text = filter_text
+            self.origin = origin
+
+    class ShowTab(Message):
+        """Show another tab (the Flows tab going back after a drill-down)."""
+
+        def __init__(self, tab_id: str) -> None:
+            super().__init__()
+            self.tab_id = tab_id
+
     def __init__(self, context: TabContext) -> None:
         if not self.TAB_ID:
             raise TypeError(f"{type(self).__name__} must set TAB_ID")
@@ -61,6 +77,10 @@ class CockpitTab(Vertical):
     @property
     def session(self) -> Session:
         return self.context.session
+
+    def open_flows(self, filter_text: str) -> None:
+        """Drill down: the Flows tab, filtered to `filter_text`; esc there comes back here."""
+        self.post_message(self.OpenFlows(filter_text, self.TAB_ID))
 
     # --- hooks the shell calls -------------------------------------------------------
 

@@ -80,6 +80,7 @@ class FlowsTab(CockpitTab):
         self._keep_in_view: FlowRecord | None = None  # the flow a paused view stays on when regrouped
         self._filter_generation: int | None = None
         self._server_filtered_from: int | None = None
+        self._drilled_from: tuple[str, str] | None = None  # (filter before, tab to go back to)
 
     def compose(self) -> ComposeResult:
         yield self.filter_bar
@@ -224,12 +225,28 @@ class FlowsTab(CockpitTab):
             raise SkipAction()  # the priority binding steps aside: the key types "/" into the filter
         self.screen.set_focus(self.filter_bar.input)
 
+    def drill_down(self, filter_text: str, origin: str) -> bool:
+        """Show `filter_text` for another tab; esc goes back there with the filter from before."""
+        before = self._drilled_from[0] if self._drilled_from else self.filter_state.text
+        if not self.apply_filter(filter_text):
+            return False
+        self.filter_bar.set_text(filter_text)
+        self._drilled_from = (before, origin)
+        return True
+
     def action_back(self) -> None:
-        """esc: leave the filter bar, else clear the active filter."""
+        """esc: leave the filter bar; after a drill-down from another tab, go back there;
+        else clear the active filter."""
         bar = self.filter_bar
         if bar.input.has_focus:
             bar.show_error("")
             self.screen.set_focus(self.table)
+        elif self._drilled_from is not None:
+            before, origin = self._drilled_from
+            self._drilled_from = None
+            self.apply_filter(before)
+            self.filter_bar.set_text(before)
+            self.post_message(self.ShowTab(origin))
         elif self.filter_state.text:
             cleared = self.filter_state.text
             if self.apply_filter(""):
