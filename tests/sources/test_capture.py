@@ -6,6 +6,7 @@ import functools
 import io
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from observer_fixture import lost_events_response, make_flow_response, node_status_response
@@ -309,3 +310,32 @@ def test_a_capture_read_from_a_pipe_loses_no_bytes(tmp_path) -> None:
     result = read_capture(fifo)
     feeder.join(5)
     assert result.problems == [] and [r.uuid for r in result.records] == ["f-0"]
+
+def test_a_masked_capture_takes_node_and_time_from_the_response(tmp_path: Path):
+    lines = [
+        # hubble observe -o jsonpb --field-mask verdict,l4: neither time nor node_name in the flow
+        {"flow": {"verdict": "DROPPED", "l4": {"UDP": {"source_port": 5353, "destination_port": 53}}},
+         "node_name": "kind-kind/kind-worker", "time": "2026-01-01T00:00:01.5Z"},
+        # the flow's own values win
+        {"flow": {"verdict": "FORWARDED", "node_name": "kind-kind/kind-worker2", "time": "2026-01-01T00:00:02Z"},
+         "node_name": "elsewhere", "time": "2026-01-01T00:00:09Z"},
+    ]  # fmt: skip
+    path = tmp_path / "masked.json"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = read_capture(path)
+    assert result.problems == []
+    first, second = result.records
+    assert (first.node, first.time_ns) == ("kind-kind/kind-worker", 1_767_225_601_500_000_000)
+    assert first.flow().node_name == "kind-kind/kind-worker" and first.flow().time.ToNanoseconds() == first.time_ns
+    assert (second.node, second.time_ns) == ("kind-kind/kind-worker2", 1_767_225_602_000_000_000)
+
+
+def test_a_capture_with_vendor_extensions_keeps_the_flow(tmp_path: Path):
+    line = {"flow": {"verdict": "FORWARDED", "node_name": "n", "time": "2026-01-01T00:00:01Z",
+                     "extensions": {"@type": "type.googleapis.com/vendor.Unknown", "x": 1}},
+            "node_name": "n", "time": "2026-01-01T00:00:01Z"}  # fmt: skip
+    path = tmp_path / "ext.json"
+    path.write_text(json.dumps(line) + "\n")
+    result = read_capture(path)
+    assert result.problems == [] and len(result.records) == 1
+    assert result.records[0].node == "n" and not result.records[0].flow().HasField("extensions")

@@ -44,6 +44,21 @@ class FilterError(ValueError):
         super().__init__(f"{field}: invalid value {value!r} ({expected})")
 
 
+class UnsupportedFilterField(FilterError):
+    """A FlowFilter field that is set but that kcockpit's matcher cannot evaluate."""
+
+    def __init__(self, name: str | None, number: int, why: str = "") -> None:
+        label = f"FlowFilter.{name} (field {number})" if name else f"FlowFilter field {number}"
+        message = f"{label} is not supported by kcockpit's matcher"
+        if why:
+            message += f": {why}"
+        ValueError.__init__(self, message)
+        self.field = name or f"field {number}"
+        self.value = None
+        self.expected = message
+        self.number = number
+
+
 # --------------------------------------------------------------------------- labels
 
 
@@ -672,9 +687,24 @@ def _node_names(ff: Any) -> FieldChecks:
     return (lambda f: check(f.node_name)), (lambda r: check(r.node))
 
 
+def _encrypted(ff: Any) -> FieldChecks:
+    # As Hubble: IP.encrypted (IPsec or WireGuard) must be one of the values; a flow without
+    # an IP header counts as not encrypted.
+    wanted = frozenset(ff.encrypted)
+    return (lambda f: f.IP.encrypted in wanted), None
+
+
+def _ip_trace_ids(ff: Any) -> FieldChecks:
+    # As Hubble: a flow without an IP trace ID has ID 0, so 0 matches it.
+    wanted = frozenset(ff.ip_trace_id)
+    return (lambda f: f.ip_trace_id.trace_id in wanted), None
+
+
 def _unsupported(field: str, why: str) -> Callable[[Any], FieldChecks]:
+    number = flow_pb.FlowFilter.DESCRIPTOR.fields_by_name[field].number
+
     def build(ff: Any) -> FieldChecks:
-        raise FilterError(field, list(getattr(ff, field)), why)
+        raise UnsupportedFilterField(field, number, why)
 
     return build
 
@@ -732,11 +762,11 @@ _COMPILERS: dict[str, Callable[[Any], FieldChecks]] = {
     "http_url": _http_urls,
     "http_header": _http_headers,
     "dns_query": _dns_queries,
-    "trace_id": _unsupported("trace_id", "trace ID filtering is not supported: flows carry no trace context here"),
+    "encrypted": _encrypted,
+    "ip_trace_id": _ip_trace_ids,
+    "trace_id": _unsupported("trace_id", "filtering by W3C trace ID is not implemented"),
     "experimental": _experimental,
 }
-
-assert set(_COMPILERS) == set(flow_pb.FlowFilter.DESCRIPTOR.fields_by_name), "a FlowFilter field has no compiler"
 
 
 class _CompiledFilter:
@@ -747,11 +777,15 @@ class _CompiledFilter:
     def __init__(self, ff: Any) -> None:
         unknown = [u.field_number for u in unknown_fields.UnknownFieldSet(ff)]
         if unknown:
-            raise FilterError(f"field #{unknown[0]}", "?", "this FlowFilter field is unknown to kcockpit")
+            # Newer than the v1.19 API kcockpit's protos describe: its name is not known here.
+            raise UnsupportedFilterField(None, unknown[0], "the field is newer than the Cilium v1.19 API kcockpit knows")
         flow_checks: list[Check] = []
         record_checks: list[Check] | None = []
         for desc, _ in ff.ListFields():
-            on_flow, on_record = _COMPILERS[desc.name](ff)
+            compiler = _COMPILERS.get(desc.name)
+            if compiler is None:
+                raise UnsupportedFilterField(desc.name, desc.number)
+            on_flow, on_record = compiler(ff)
             flow_checks.append(on_flow)
             if record_checks is not None:
                 if on_record is None:

@@ -11,10 +11,13 @@ answers as Relay does:
   reader seeks back `number` matching flows (so through Relay N is per node, as with a
   real Relay). `until` ends the stream, `number` caps the flows sent unless following.
   Whitelist/blacklist go through kcockpit.model.matcher.FlowMatcher (lost events pass every
-  filter, as in Hubble); bad filters or field masks answer INVALID_ARGUMENT.
+  filter, as in Hubble); bad filters or field masks answer INVALID_ARGUMENT. A field mask
+  keeps only the named Flow paths, as Hubble applies it (the CLI's default mask included).
 - ServerStatus / GetNodes / GetNamespaces summed over the reachable rings, like Relay's
   aggregation; follow streams get a node_status event when a node goes or comes back.
 - GetAgentEvents / GetDebugEvents: UNIMPLEMENTED (as Relay answers).
+- peer.Peer/Notify: every node as PEER_ADDED, then the stream stays open (the simulated
+  cluster never gains or loses a node), which is what `hubble watch peers` prints.
 - grpc.health.v1 with service `hubble.server.Observer` SERVING.
 
 Flows are stored serialized (GetFlowsResponse bytes) and sent as such: the handlers use
@@ -39,7 +42,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from kcockpit.model.matcher import FilterError, FlowMatcher
 from kcockpit.model.record import FlowRecord
 from kcockpit.sim.traffic import EMITTER, Simulator
-from kcockpit.wire.hubble_pb import GetFlowsResponse, flow_pb, observer_pb, relay_pb
+from kcockpit.wire.hubble_pb import GetFlowsResponse, flow_pb, observer_pb, peer_pb, relay_pb
 
 HEALTH_SERVICE = "hubble.server.Observer"
 DEFAULT_MAX_FLOWS = 4095  # Hubble's default ring size per agent (2^12 - 1)
@@ -53,13 +56,15 @@ Entry = tuple[int, int, bytes, FlowRecord | None, str]
 
 
 class _NodeRing:
-    __slots__ = ("name", "address", "events", "seen")
+    __slots__ = ("name", "address", "events", "seen", "seen_before")
 
     def __init__(self, name: str, address: str, capacity: int) -> None:
         self.name = name
         self.address = address
         self.events: deque[Entry] = deque(maxlen=capacity)
-        self.seen = 0
+        self.seen = 0  # events stored since the simulated history began
+        # Flows the agent saw between its start and the simulated history (None until set).
+        self.seen_before: int | None = None
 
 
 class RequestError(ValueError):
@@ -107,6 +112,9 @@ class ObserverServer:
         self._server: grpc.Server | None = None
         self._started_ns = self.clock.now_ns()
         self._agent_started_ns = min(self._started_ns, world.created_s * 1_000_000_000)
+        # The agents have been up for days but the simulator only made the recent history:
+        # their seen_flows count the time before it too, at the rate the history shows.
+        self._history_start_ns = max(self._agent_started_ns, min(self._started_ns, simulator.start_ns))
         self.address = ""
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -121,7 +129,7 @@ class ObserverServer:
             futures.ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="kcockpit-observer"),
             options=[("grpc.so_reuseport", 0)],
         )
-        server.add_generic_rpc_handlers((self._handlers(),))
+        server.add_generic_rpc_handlers((self._handlers(), self._peer_handlers()))
         health_servicer = health.HealthServicer()
         health_servicer.set(HEALTH_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -237,6 +245,40 @@ class ObserverServer:
             },
         )
 
+    def _peer_handlers(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            "peer.Peer",
+            {
+                "Notify": grpc.unary_stream_rpc_method_handler(
+                    self._notify_peers,
+                    request_deserializer=peer_pb.NotifyRequest.FromString,
+                    response_serializer=peer_pb.ChangeNotification.SerializeToString,
+                ),
+            },
+        )
+
+    def peers(self) -> list[peer_pb.ChangeNotification]:
+        """The cluster's Hubble peers, one PEER_ADDED per node, as the peer service announces them."""
+        return [
+            peer_pb.ChangeNotification(
+                name=ring.name,
+                address=ring.address,
+                type=peer_pb.PEER_ADDED,
+                tls=peer_pb.TLS(server_name=_tls_server_name(ring.name)),
+            )
+            for ring in self._rings.values()
+        ]
+
+    def _notify_peers(self, request: peer_pb.NotifyRequest, context) -> Iterator[peer_pb.ChangeNotification]:
+        yield from self.peers()
+        # No node ever joins or leaves: hold the stream open, as the peer service does,
+        # until the client goes or the server stops.
+        while context.is_active():
+            with self._cond:
+                if self._closed:
+                    return
+                self._cond.wait(timeout=0.5)
+
     @staticmethod
     def _unimplemented(name: str):
         def handler(request, context):
@@ -332,8 +374,30 @@ class ObserverServer:
 
     # ---- status ---------------------------------------------------------------------
 
+    def _settle_seen_before(self) -> None:
+        """Give every ring its flows from before the simulated history, once (caller holds the lock).
+
+        As a real agent's counter: seen_flows / uptime is the node's flow rate. Each node is
+        given its own rate over the simulated history so far times the time from agent
+        start to the history's start; with too little history to measure (under 10 s or 100
+        events), the simulator's nominal rate split evenly. Fixed once given, so
+        seen_flows never goes down.
+        """
+        rings = list(self._rings.values())
+        if rings[0].seen_before is not None:
+            return
+        gap_s = max(0, self._history_start_ns - self._agent_started_ns) / 1e9
+        span_s = (self.simulator.now_ns - self._history_start_ns) / 1e9
+        seen = sum(ring.seen for ring in rings)
+        for ring in rings:
+            if span_s >= 10 and seen >= 100:
+                ring.seen_before = round(ring.seen / span_s * gap_s)
+            else:
+                ring.seen_before = round(self.simulator.rate / len(rings) * gap_s)
+
     def _node_stats(self, ring: _NodeRing, now: int) -> tuple[int, int, float]:
         """(num_flows, seen_flows, flows per second over the last minute) for one node."""
+        self._settle_seen_before()
         # As Hubble does: flows in the last minute, or over the span the ring still holds.
         events = ring.events
         recent, oldest = 0, now
@@ -345,7 +409,8 @@ class ObserverServer:
             if entry[3] is not None and entry[0] <= now:
                 recent += 1
                 oldest = entry[0]
-        return len(events), ring.seen, recent / (max(1, now - oldest) / 1e9) if recent > 1 else 0.0
+        seen = ring.seen + (ring.seen_before or 0)
+        return len(events), seen, recent / (max(1, now - oldest) / 1e9) if recent > 1 else 0.0
 
     def _server_status(self, request, context) -> observer_pb.ServerStatusResponse:
         now = self.clock.now_ns()
@@ -369,12 +434,11 @@ class ObserverServer:
         response = observer_pb.GetNodesResponse()
         with self._cond:
             for ring in self._rings.values():
-                cluster, _, node_name = ring.name.partition("/")
                 node = response.nodes.add(
                     name=ring.name,
                     address=ring.address,
                     state=relay_pb.NODE_CONNECTED,
-                    tls=observer_pb.TLS(enabled=True, server_name=f"{node_name}.{cluster}.hubble-grpc.cilium.io"),
+                    tls=observer_pb.TLS(enabled=True, server_name=_tls_server_name(ring.name)),
                 )
                 if ring.name in self._unavailable:
                     node.state = relay_pb.NODE_UNAVAILABLE  # Relay cannot ask it for its status
@@ -391,6 +455,12 @@ class ObserverServer:
         return observer_pb.GetNamespacesResponse(
             namespaces=[observer_pb.Namespace(cluster=cluster, namespace=n) for n in names]
         )
+
+
+def _tls_server_name(node: str) -> str:
+    """The name an agent's Hubble certificate is issued for ("cluster/node" in, as Cilium names it)."""
+    cluster, _, node_name = node.partition("/")
+    return f"{node_name}.{cluster}.hubble-grpc.cilium.io"
 
 
 def _check_free(host: str, port: int, listen: str) -> None:

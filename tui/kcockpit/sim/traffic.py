@@ -39,6 +39,7 @@ from google.protobuf import wrappers_pb2
 from kcockpit.sim.clock import Clock, SystemClock
 from kcockpit.sim.scenario import Scenario
 from kcockpit.sim.world import (
+    CILIUM_VERSION,
     CLUSTER_DOMAIN,
     CLUSTER_NAME,
     FRONTEND_POLICY,
@@ -64,7 +65,8 @@ def rate_problem(flows_per_s: float) -> str:
     if 0 < flows_per_s <= MAX_RATE:
         return ""
     return f"must be above 0 and at most {MAX_RATE:g} flows/s, got {flows_per_s:g}"
-EMITTER = flow_pb.Emitter(name="Hubble", version="1.16.4+g5e4d2c0")
+# As an agent built from a release tag reports itself: "<version>+g<commit>".
+EMITTER = flow_pb.Emitter(name="Hubble", version=f"{CILIUM_VERSION}+g5e4d2c0")
 DNS_TIMEOUT_NS = 2_500_000_000  # resolver timeout between attempts
 US = 1_000
 MS = 1_000_000

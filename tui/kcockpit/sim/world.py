@@ -57,6 +57,8 @@ RESERVED_LABELS = {
 }
 
 FRONTEND_POLICY = "frontend-egress-allow-to-backend"
+# The Cilium release the simulated cluster runs: the one whose Hubble API protos/ describes.
+CILIUM_VERSION = "1.19.4"
 DEFAULT_CREATED_S = 1_767_000_000  # 2025-12-29T09:20:00Z, when the simulated cluster was made
 
 # Labels Cilium leaves out of security identities (they change per rollout or per pod).
@@ -275,7 +277,7 @@ def _system_specs() -> list[_WorkloadSpec]:
             "Deployment",
             1,
             {"k8s-app": "hubble-relay", "app.kubernetes.io/name": "hubble-relay", "app.kubernetes.io/part-of": "cilium"},
-            (Container("hubble-relay", "quay.io/cilium/hubble-relay:v1.16.4", (_port("grpc", 4245),)),),
+            (Container("hubble-relay", f"quay.io/cilium/hubble-relay:v{CILIUM_VERSION}", (_port("grpc", 4245),)),),
             service_account="hubble-relay",
         ),
         _WorkloadSpec(
@@ -287,7 +289,7 @@ def _system_specs() -> list[_WorkloadSpec]:
             (
                 Container(
                     "cilium-agent",
-                    "quay.io/cilium/cilium:v1.16.4",
+                    f"quay.io/cilium/cilium:v{CILIUM_VERSION}",
                     (_port("peer-service", 4244), _port("prometheus", 9962), _port("hubble-metrics", 9965)),
                 ),
             ),

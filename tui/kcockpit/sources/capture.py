@@ -87,7 +87,15 @@ def _parse_line(text: str) -> GetFlowsResponse | str:
         # Newer servers add fields our protos do not know: skip them rather than the flow.
         response = parse_dict(document, GetFlowsResponse())
     except json_format.ParseError as error:
-        return f"not a GetFlowsResponse: {_shorten(str(error))}"
+        flow = document.get("flow")
+        if not (isinstance(flow, dict) and "extensions" in flow):
+            return f"not a GetFlowsResponse: {_shorten(str(error))}"
+        # Flow.extensions is an Any of a type only its vendor knows: skip it, keep the flow.
+        try:
+            response = parse_dict({**document, "flow": {k: v for k, v in flow.items() if k != "extensions"}},
+                                  GetFlowsResponse())
+        except json_format.ParseError:
+            return f"not a GetFlowsResponse: {_shorten(str(error))}"
     if response.WhichOneof("response_types") is None:
         keys = ", ".join(sorted(document)[:5]) or "none"
         return f"no flow, node_status or lost_events (keys: {_shorten(keys)})"
@@ -143,11 +151,23 @@ def iter_capture(source: str | Path | IO[str], result: CaptureResult | None = No
                 continue
             kind = parsed.WhichOneof("response_types")
             if kind == "flow":
+                _fill_from_response(parsed)
                 yield parsed.SerializeToString()
             elif kind == "lost_events":
                 result.lost_events += parsed.lost_events.num_events_lost
             else:
                 result.node_statuses += 1
+
+
+def _fill_from_response(response: GetFlowsResponse) -> None:
+    """Give a flow the response's node_name and time when it lacks its own: a capture made
+    with a field mask (`hubble observe --field-mask`, or `-o jsonpb` after a masked request)
+    may leave them out of the flow while the response around it still names both."""
+    flow = response.flow
+    if not flow.node_name and response.node_name:
+        flow.node_name = response.node_name
+    if not flow.HasField("time") and response.HasField("time"):
+        flow.time.CopyFrom(response.time)
 
 
 def read_capture(source: str | Path | IO[str]) -> CaptureResult:

@@ -3,6 +3,7 @@
 from kcockpit.wire.pb.flow import flow_pb2 as flow_pb
 from kcockpit.wire.pb.observer import observer_pb2 as observer_pb
 from kcockpit.wire.pb.observer import observer_pb2_grpc as observer_grpc
+from kcockpit.wire.pb.peer import peer_pb2 as peer_pb
 from kcockpit.wire.pb.relay import relay_pb2 as relay_pb
 
 Flow = flow_pb.Flow
@@ -15,6 +16,7 @@ __all__ = [
     "observer_pb",
     "observer_grpc",
     "relay_pb",
+    "peer_pb",
     "Flow",
     "FlowFilter",
     "GetFlowsRequest",

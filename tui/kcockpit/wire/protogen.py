@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-PROTO_PACKAGES = ("flow", "relay", "observer")
+PROTO_PACKAGES = ("flow", "relay", "observer", "peer")
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PROTOS_DIR = REPO_ROOT / "protos"
 STUBS_DIR = Path(__file__).resolve().parent / "pb"

@@ -168,7 +168,11 @@ def _message_filler(descriptor: Descriptor) -> Callable[[Message, Any], None]:
             message.value = convert(value)
         return fill_wrapper
     if full_name.startswith("google.protobuf."):
-        raise _Doubt  # Any, Struct, Duration, FieldMask...: ParseDict's business
+        # Any, Struct, Duration, FieldMask...: ParseDict's business, but only for a document
+        # that holds one (Flow.extensions is an Any that flows almost never carry).
+        def leave_to_parse_dict(message: Message, value: Any) -> None:
+            raise _Doubt
+        return leave_to_parse_dict
 
     def fill(message: Message, value: Any) -> None:
         table = _table(descriptor)

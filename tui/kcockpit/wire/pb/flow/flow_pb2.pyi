@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import any_pb2 as _any_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf import wrappers_pb2 as _wrappers_pb2
 from google.protobuf.internal import containers as _containers
@@ -118,6 +119,26 @@ class DropReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DROP_NO_EGRESS_IP: _ClassVar[DropReason]
     DROP_PUNT_PROXY: _ClassVar[DropReason]
 
+class DebugCapturePoint(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DBG_CAPTURE_POINT_UNKNOWN: _ClassVar[DebugCapturePoint]
+    DBG_CAPTURE_DELIVERY: _ClassVar[DebugCapturePoint]
+    DBG_CAPTURE_FROM_LB: _ClassVar[DebugCapturePoint]
+    DBG_CAPTURE_AFTER_V46: _ClassVar[DebugCapturePoint]
+    DBG_CAPTURE_AFTER_V64: _ClassVar[DebugCapturePoint]
+    DBG_CAPTURE_PROXY_PRE: _ClassVar[DebugCapturePoint]
+    DBG_CAPTURE_PROXY_POST: _ClassVar[DebugCapturePoint]
+    DBG_CAPTURE_SNAT_PRE: _ClassVar[DebugCapturePoint]
+    DBG_CAPTURE_SNAT_POST: _ClassVar[DebugCapturePoint]
+
+class SocketTranslationPoint(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SOCK_XLATE_POINT_UNKNOWN: _ClassVar[SocketTranslationPoint]
+    SOCK_XLATE_POINT_PRE_DIRECTION_FWD: _ClassVar[SocketTranslationPoint]
+    SOCK_XLATE_POINT_POST_DIRECTION_FWD: _ClassVar[SocketTranslationPoint]
+    SOCK_XLATE_POINT_PRE_DIRECTION_REV: _ClassVar[SocketTranslationPoint]
+    SOCK_XLATE_POINT_POST_DIRECTION_REV: _ClassVar[SocketTranslationPoint]
+
 class LostEventSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     UNKNOWN_LOST_EVENT_SOURCE: _ClassVar[LostEventSource]
@@ -204,13 +225,27 @@ DROP_HOST_NOT_READY: DropReason
 DROP_EP_NOT_READY: DropReason
 DROP_NO_EGRESS_IP: DropReason
 DROP_PUNT_PROXY: DropReason
+DBG_CAPTURE_POINT_UNKNOWN: DebugCapturePoint
+DBG_CAPTURE_DELIVERY: DebugCapturePoint
+DBG_CAPTURE_FROM_LB: DebugCapturePoint
+DBG_CAPTURE_AFTER_V46: DebugCapturePoint
+DBG_CAPTURE_AFTER_V64: DebugCapturePoint
+DBG_CAPTURE_PROXY_PRE: DebugCapturePoint
+DBG_CAPTURE_PROXY_POST: DebugCapturePoint
+DBG_CAPTURE_SNAT_PRE: DebugCapturePoint
+DBG_CAPTURE_SNAT_POST: DebugCapturePoint
+SOCK_XLATE_POINT_UNKNOWN: SocketTranslationPoint
+SOCK_XLATE_POINT_PRE_DIRECTION_FWD: SocketTranslationPoint
+SOCK_XLATE_POINT_POST_DIRECTION_FWD: SocketTranslationPoint
+SOCK_XLATE_POINT_PRE_DIRECTION_REV: SocketTranslationPoint
+SOCK_XLATE_POINT_POST_DIRECTION_REV: SocketTranslationPoint
 UNKNOWN_LOST_EVENT_SOURCE: LostEventSource
 PERF_EVENT_RING_BUFFER: LostEventSource
 OBSERVER_EVENTS_QUEUE: LostEventSource
 HUBBLE_RING_BUFFER: LostEventSource
 
 class Flow(_message.Message):
-    __slots__ = ("time", "uuid", "emitter", "verdict", "drop_reason", "drop_reason_desc", "auth_type", "ethernet", "IP", "l4", "source", "destination", "Type", "node_name", "node_labels", "source_names", "destination_names", "l7", "reply", "is_reply", "event_type", "source_service", "destination_service", "traffic_direction", "policy_match_type", "trace_observation_point", "trace_reason", "interface", "proxy_port", "Summary", "egress_allowed_by", "ingress_allowed_by", "egress_denied_by", "ingress_denied_by", "policy_log")
+    __slots__ = ("time", "uuid", "emitter", "verdict", "drop_reason", "drop_reason_desc", "auth_type", "ethernet", "IP", "l4", "tunnel", "source", "destination", "Type", "node_name", "node_labels", "source_names", "destination_names", "l7", "reply", "is_reply", "event_type", "source_service", "destination_service", "traffic_direction", "policy_match_type", "trace_observation_point", "trace_reason", "file", "ip_trace_id", "debug_capture_point", "interface", "proxy_port", "trace_context", "sock_xlate_point", "socket_cookie", "cgroup_id", "Summary", "extensions", "egress_allowed_by", "ingress_allowed_by", "egress_denied_by", "ingress_denied_by", "policy_log", "aggregate")
     TIME_FIELD_NUMBER: _ClassVar[int]
     UUID_FIELD_NUMBER: _ClassVar[int]
     EMITTER_FIELD_NUMBER: _ClassVar[int]
@@ -221,6 +256,7 @@ class Flow(_message.Message):
     ETHERNET_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
     L4_FIELD_NUMBER: _ClassVar[int]
+    TUNNEL_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -238,14 +274,23 @@ class Flow(_message.Message):
     POLICY_MATCH_TYPE_FIELD_NUMBER: _ClassVar[int]
     TRACE_OBSERVATION_POINT_FIELD_NUMBER: _ClassVar[int]
     TRACE_REASON_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    IP_TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    DEBUG_CAPTURE_POINT_FIELD_NUMBER: _ClassVar[int]
     INTERFACE_FIELD_NUMBER: _ClassVar[int]
     PROXY_PORT_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    SOCK_XLATE_POINT_FIELD_NUMBER: _ClassVar[int]
+    SOCKET_COOKIE_FIELD_NUMBER: _ClassVar[int]
+    CGROUP_ID_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    EXTENSIONS_FIELD_NUMBER: _ClassVar[int]
     EGRESS_ALLOWED_BY_FIELD_NUMBER: _ClassVar[int]
     INGRESS_ALLOWED_BY_FIELD_NUMBER: _ClassVar[int]
     EGRESS_DENIED_BY_FIELD_NUMBER: _ClassVar[int]
     INGRESS_DENIED_BY_FIELD_NUMBER: _ClassVar[int]
     POLICY_LOG_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATE_FIELD_NUMBER: _ClassVar[int]
     time: _timestamp_pb2.Timestamp
     uuid: str
     emitter: Emitter
@@ -256,6 +301,7 @@ class Flow(_message.Message):
     ethernet: Ethernet
     IP: IP
     l4: Layer4
+    tunnel: Tunnel
     source: Endpoint
     destination: Endpoint
     Type: FlowType
@@ -273,15 +319,24 @@ class Flow(_message.Message):
     policy_match_type: int
     trace_observation_point: TraceObservationPoint
     trace_reason: TraceReason
+    file: FileInfo
+    ip_trace_id: IPTraceID
+    debug_capture_point: DebugCapturePoint
     interface: NetworkInterface
     proxy_port: int
+    trace_context: TraceContext
+    sock_xlate_point: SocketTranslationPoint
+    socket_cookie: int
+    cgroup_id: int
     Summary: str
+    extensions: _any_pb2.Any
     egress_allowed_by: _containers.RepeatedCompositeFieldContainer[Policy]
     ingress_allowed_by: _containers.RepeatedCompositeFieldContainer[Policy]
     egress_denied_by: _containers.RepeatedCompositeFieldContainer[Policy]
     ingress_denied_by: _containers.RepeatedCompositeFieldContainer[Policy]
     policy_log: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uuid: _Optional[str] = ..., emitter: _Optional[_Union[Emitter, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., drop_reason: _Optional[int] = ..., drop_reason_desc: _Optional[_Union[DropReason, str]] = ..., auth_type: _Optional[_Union[AuthType, str]] = ..., ethernet: _Optional[_Union[Ethernet, _Mapping]] = ..., IP: _Optional[_Union[IP, _Mapping]] = ..., l4: _Optional[_Union[Layer4, _Mapping]] = ..., source: _Optional[_Union[Endpoint, _Mapping]] = ..., destination: _Optional[_Union[Endpoint, _Mapping]] = ..., Type: _Optional[_Union[FlowType, str]] = ..., node_name: _Optional[str] = ..., node_labels: _Optional[_Iterable[str]] = ..., source_names: _Optional[_Iterable[str]] = ..., destination_names: _Optional[_Iterable[str]] = ..., l7: _Optional[_Union[Layer7, _Mapping]] = ..., reply: _Optional[bool] = ..., is_reply: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., event_type: _Optional[_Union[CiliumEventType, _Mapping]] = ..., source_service: _Optional[_Union[Service, _Mapping]] = ..., destination_service: _Optional[_Union[Service, _Mapping]] = ..., traffic_direction: _Optional[_Union[TrafficDirection, str]] = ..., policy_match_type: _Optional[int] = ..., trace_observation_point: _Optional[_Union[TraceObservationPoint, str]] = ..., trace_reason: _Optional[_Union[TraceReason, str]] = ..., interface: _Optional[_Union[NetworkInterface, _Mapping]] = ..., proxy_port: _Optional[int] = ..., Summary: _Optional[str] = ..., egress_allowed_by: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., ingress_allowed_by: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., egress_denied_by: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., ingress_denied_by: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., policy_log: _Optional[_Iterable[str]] = ...) -> None: ...
+    aggregate: Aggregate
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uuid: _Optional[str] = ..., emitter: _Optional[_Union[Emitter, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., drop_reason: _Optional[int] = ..., drop_reason_desc: _Optional[_Union[DropReason, str]] = ..., auth_type: _Optional[_Union[AuthType, str]] = ..., ethernet: _Optional[_Union[Ethernet, _Mapping]] = ..., IP: _Optional[_Union[IP, _Mapping]] = ..., l4: _Optional[_Union[Layer4, _Mapping]] = ..., tunnel: _Optional[_Union[Tunnel, _Mapping]] = ..., source: _Optional[_Union[Endpoint, _Mapping]] = ..., destination: _Optional[_Union[Endpoint, _Mapping]] = ..., Type: _Optional[_Union[FlowType, str]] = ..., node_name: _Optional[str] = ..., node_labels: _Optional[_Iterable[str]] = ..., source_names: _Optional[_Iterable[str]] = ..., destination_names: _Optional[_Iterable[str]] = ..., l7: _Optional[_Union[Layer7, _Mapping]] = ..., reply: _Optional[bool] = ..., is_reply: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., event_type: _Optional[_Union[CiliumEventType, _Mapping]] = ..., source_service: _Optional[_Union[Service, _Mapping]] = ..., destination_service: _Optional[_Union[Service, _Mapping]] = ..., traffic_direction: _Optional[_Union[TrafficDirection, str]] = ..., policy_match_type: _Optional[int] = ..., trace_observation_point: _Optional[_Union[TraceObservationPoint, str]] = ..., trace_reason: _Optional[_Union[TraceReason, str]] = ..., file: _Optional[_Union[FileInfo, _Mapping]] = ..., ip_trace_id: _Optional[_Union[IPTraceID, _Mapping]] = ..., debug_capture_point: _Optional[_Union[DebugCapturePoint, str]] = ..., interface: _Optional[_Union[NetworkInterface, _Mapping]] = ..., proxy_port: _Optional[int] = ..., trace_context: _Optional[_Union[TraceContext, _Mapping]] = ..., sock_xlate_point: _Optional[_Union[SocketTranslationPoint, str]] = ..., socket_cookie: _Optional[int] = ..., cgroup_id: _Optional[int] = ..., Summary: _Optional[str] = ..., extensions: _Optional[_Union[_any_pb2.Any, _Mapping]] = ..., egress_allowed_by: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., ingress_allowed_by: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., egress_denied_by: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., ingress_denied_by: _Optional[_Iterable[_Union[Policy, _Mapping]]] = ..., policy_log: _Optional[_Iterable[str]] = ..., aggregate: _Optional[_Union[Aggregate, _Mapping]] = ...) -> None: ...
 
 class Emitter(_message.Message):
     __slots__ = ("name", "version")
@@ -312,6 +367,64 @@ class IP(_message.Message):
     encrypted: bool
     source_xlated: str
     def __init__(self, source: _Optional[str] = ..., destination: _Optional[str] = ..., ipVersion: _Optional[_Union[IPVersion, str]] = ..., encrypted: _Optional[bool] = ..., source_xlated: _Optional[str] = ...) -> None: ...
+
+class Tunnel(_message.Message):
+    __slots__ = ("protocol", "IP", "l4", "vni")
+    class Protocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        UNKNOWN: _ClassVar[Tunnel.Protocol]
+        VXLAN: _ClassVar[Tunnel.Protocol]
+        GENEVE: _ClassVar[Tunnel.Protocol]
+    UNKNOWN: Tunnel.Protocol
+    VXLAN: Tunnel.Protocol
+    GENEVE: Tunnel.Protocol
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    L4_FIELD_NUMBER: _ClassVar[int]
+    VNI_FIELD_NUMBER: _ClassVar[int]
+    protocol: Tunnel.Protocol
+    IP: IP
+    l4: Layer4
+    vni: int
+    def __init__(self, protocol: _Optional[_Union[Tunnel.Protocol, str]] = ..., IP: _Optional[_Union[IP, _Mapping]] = ..., l4: _Optional[_Union[Layer4, _Mapping]] = ..., vni: _Optional[int] = ...) -> None: ...
+
+class FileInfo(_message.Message):
+    __slots__ = ("name", "line")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    line: int
+    def __init__(self, name: _Optional[str] = ..., line: _Optional[int] = ...) -> None: ...
+
+class IPTraceID(_message.Message):
+    __slots__ = ("trace_id", "ip_option_type")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    IP_OPTION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    trace_id: int
+    ip_option_type: int
+    def __init__(self, trace_id: _Optional[int] = ..., ip_option_type: _Optional[int] = ...) -> None: ...
+
+class TraceContext(_message.Message):
+    __slots__ = ("parent",)
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    parent: TraceParent
+    def __init__(self, parent: _Optional[_Union[TraceParent, _Mapping]] = ...) -> None: ...
+
+class TraceParent(_message.Message):
+    __slots__ = ("trace_id",)
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    def __init__(self, trace_id: _Optional[str] = ...) -> None: ...
+
+class Aggregate(_message.Message):
+    __slots__ = ("ingress_flow_count", "egress_flow_count", "unknown_direction_flow_count")
+    INGRESS_FLOW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    EGRESS_FLOW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_DIRECTION_FLOW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ingress_flow_count: int
+    egress_flow_count: int
+    unknown_direction_flow_count: int
+    def __init__(self, ingress_flow_count: _Optional[int] = ..., egress_flow_count: _Optional[int] = ..., unknown_direction_flow_count: _Optional[int] = ...) -> None: ...
 
 class Layer4(_message.Message):
     __slots__ = ("TCP", "UDP", "ICMPv4", "ICMPv6", "SCTP")
@@ -550,7 +663,7 @@ class EventTypeFilter(_message.Message):
     def __init__(self, type: _Optional[int] = ..., match_sub_type: _Optional[bool] = ..., sub_type: _Optional[int] = ...) -> None: ...
 
 class FlowFilter(_message.Message):
-    __slots__ = ("uuid", "source_ip", "source_ip_xlated", "source_pod", "source_fqdn", "source_label", "source_service", "source_workload", "source_cluster_name", "source_identity", "destination_ip", "destination_pod", "destination_fqdn", "destination_label", "destination_service", "destination_workload", "destination_cluster_name", "destination_identity", "traffic_direction", "verdict", "drop_reason_desc", "interface", "event_type", "http_status_code", "protocol", "source_port", "destination_port", "reply", "dns_query", "http_method", "http_path", "http_url", "http_header", "tcp_flags", "node_name", "node_labels", "ip_version", "trace_id", "experimental")
+    __slots__ = ("uuid", "source_ip", "source_ip_xlated", "source_pod", "source_fqdn", "source_label", "source_service", "source_workload", "source_cluster_name", "source_identity", "destination_ip", "destination_pod", "destination_fqdn", "destination_label", "destination_service", "destination_workload", "destination_cluster_name", "destination_identity", "traffic_direction", "verdict", "drop_reason_desc", "interface", "event_type", "http_status_code", "protocol", "source_port", "destination_port", "reply", "dns_query", "http_method", "http_path", "http_url", "http_header", "tcp_flags", "node_name", "node_labels", "ip_version", "trace_id", "ip_trace_id", "encrypted", "experimental")
     class Experimental(_message.Message):
         __slots__ = ("cel_expression",)
         CEL_EXPRESSION_FIELD_NUMBER: _ClassVar[int]
@@ -594,6 +707,8 @@ class FlowFilter(_message.Message):
     NODE_LABELS_FIELD_NUMBER: _ClassVar[int]
     IP_VERSION_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    IP_TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTED_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENTAL_FIELD_NUMBER: _ClassVar[int]
     uuid: _containers.RepeatedScalarFieldContainer[str]
     source_ip: _containers.RepeatedScalarFieldContainer[str]
@@ -633,5 +748,7 @@ class FlowFilter(_message.Message):
     node_labels: _containers.RepeatedScalarFieldContainer[str]
     ip_version: _containers.RepeatedScalarFieldContainer[IPVersion]
     trace_id: _containers.RepeatedScalarFieldContainer[str]
+    ip_trace_id: _containers.RepeatedScalarFieldContainer[int]
+    encrypted: _containers.RepeatedScalarFieldContainer[bool]
     experimental: FlowFilter.Experimental
-    def __init__(self, uuid: _Optional[_Iterable[str]] = ..., source_ip: _Optional[_Iterable[str]] = ..., source_ip_xlated: _Optional[_Iterable[str]] = ..., source_pod: _Optional[_Iterable[str]] = ..., source_fqdn: _Optional[_Iterable[str]] = ..., source_label: _Optional[_Iterable[str]] = ..., source_service: _Optional[_Iterable[str]] = ..., source_workload: _Optional[_Iterable[_Union[Workload, _Mapping]]] = ..., source_cluster_name: _Optional[_Iterable[str]] = ..., source_identity: _Optional[_Iterable[int]] = ..., destination_ip: _Optional[_Iterable[str]] = ..., destination_pod: _Optional[_Iterable[str]] = ..., destination_fqdn: _Optional[_Iterable[str]] = ..., destination_label: _Optional[_Iterable[str]] = ..., destination_service: _Optional[_Iterable[str]] = ..., destination_workload: _Optional[_Iterable[_Union[Workload, _Mapping]]] = ..., destination_cluster_name: _Optional[_Iterable[str]] = ..., destination_identity: _Optional[_Iterable[int]] = ..., traffic_direction: _Optional[_Iterable[_Union[TrafficDirection, str]]] = ..., verdict: _Optional[_Iterable[_Union[Verdict, str]]] = ..., drop_reason_desc: _Optional[_Iterable[_Union[DropReason, str]]] = ..., interface: _Optional[_Iterable[_Union[NetworkInterface, _Mapping]]] = ..., event_type: _Optional[_Iterable[_Union[EventTypeFilter, _Mapping]]] = ..., http_status_code: _Optional[_Iterable[str]] = ..., protocol: _Optional[_Iterable[str]] = ..., source_port: _Optional[_Iterable[str]] = ..., destination_port: _Optional[_Iterable[str]] = ..., reply: _Optional[_Iterable[bool]] = ..., dns_query: _Optional[_Iterable[str]] = ..., http_method: _Optional[_Iterable[str]] = ..., http_path: _Optional[_Iterable[str]] = ..., http_url: _Optional[_Iterable[str]] = ..., http_header: _Optional[_Iterable[_Union[HTTPHeader, _Mapping]]] = ..., tcp_flags: _Optional[_Iterable[_Union[TCPFlags, _Mapping]]] = ..., node_name: _Optional[_Iterable[str]] = ..., node_labels: _Optional[_Iterable[str]] = ..., ip_version: _Optional[_Iterable[_Union[IPVersion, str]]] = ..., trace_id: _Optional[_Iterable[str]] = ..., experimental: _Optional[_Union[FlowFilter.Experimental, _Mapping]] = ...) -> None: ...
+    def __init__(self, uuid: _Optional[_Iterable[str]] = ..., source_ip: _Optional[_Iterable[str]] = ..., source_ip_xlated: _Optional[_Iterable[str]] = ..., source_pod: _Optional[_Iterable[str]] = ..., source_fqdn: _Optional[_Iterable[str]] = ..., source_label: _Optional[_Iterable[str]] = ..., source_service: _Optional[_Iterable[str]] = ..., source_workload: _Optional[_Iterable[_Union[Workload, _Mapping]]] = ..., source_cluster_name: _Optional[_Iterable[str]] = ..., source_identity: _Optional[_Iterable[int]] = ..., destination_ip: _Optional[_Iterable[str]] = ..., destination_pod: _Optional[_Iterable[str]] = ..., destination_fqdn: _Optional[_Iterable[str]] = ..., destination_label: _Optional[_Iterable[str]] = ..., destination_service: _Optional[_Iterable[str]] = ..., destination_workload: _Optional[_Iterable[_Union[Workload, _Mapping]]] = ..., destination_cluster_name: _Optional[_Iterable[str]] = ..., destination_identity: _Optional[_Iterable[int]] = ..., traffic_direction: _Optional[_Iterable[_Union[TrafficDirection, str]]] = ..., verdict: _Optional[_Iterable[_Union[Verdict, str]]] = ..., drop_reason_desc: _Optional[_Iterable[_Union[DropReason, str]]] = ..., interface: _Optional[_Iterable[_Union[NetworkInterface, _Mapping]]] = ..., event_type: _Optional[_Iterable[_Union[EventTypeFilter, _Mapping]]] = ..., http_status_code: _Optional[_Iterable[str]] = ..., protocol: _Optional[_Iterable[str]] = ..., source_port: _Optional[_Iterable[str]] = ..., destination_port: _Optional[_Iterable[str]] = ..., reply: _Optional[_Iterable[bool]] = ..., dns_query: _Optional[_Iterable[str]] = ..., http_method: _Optional[_Iterable[str]] = ..., http_path: _Optional[_Iterable[str]] = ..., http_url: _Optional[_Iterable[str]] = ..., http_header: _Optional[_Iterable[_Union[HTTPHeader, _Mapping]]] = ..., tcp_flags: _Optional[_Iterable[_Union[TCPFlags, _Mapping]]] = ..., node_name: _Optional[_Iterable[str]] = ..., node_labels: _Optional[_Iterable[str]] = ..., ip_version: _Optional[_Iterable[_Union[IPVersion, str]]] = ..., trace_id: _Optional[_Iterable[str]] = ..., ip_trace_id: _Optional[_Iterable[int]] = ..., encrypted: _Optional[_Iterable[bool]] = ..., experimental: _Optional[_Union[FlowFilter.Experimental, _Mapping]] = ...) -> None: ...
