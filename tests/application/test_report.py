@@ -162,3 +162,15 @@ def test_demo_report_tells_the_story_deterministically(capsys) -> None:
 def report_json_demo(capsys) -> dict:
     assert main(["report", "--demo", "--scenario", "broken", "--demo-seconds", "20", "-o", "json"]) == 0
     return json.loads(capsys.readouterr().out)
+
+
+def test_a_live_server_is_read_over_grpc_with_last_n_per_node(capsys) -> None:
+    from kcockpit.sim.embedded import DemoCluster
+
+    with DemoCluster(seed=2, rate=400, scenario="broken", backfill_s=10) as cluster:
+        address = cluster.start()
+        assert main(["report", "--server", address, "--last", "50", "-o", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["source"] == f"server {address}"
+    assert report["window"]["flows"] == 50 * len(cluster.world.nodes)  # through Relay, N per node
+    assert sum(e["flows"] for e in report["services"]) == report["window"]["flows"]
