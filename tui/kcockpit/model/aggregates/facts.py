@@ -16,6 +16,7 @@ L7_RESPONSE = 2
 EVENT_DROP = 1
 EVENT_POLICY_VERDICT = 5
 POLICY_DROP_REASONS = frozenset({133, 181})  # POLICY_DENIED, POLICY_DENY
+VERDICT_DROPPED = 2
 DIRECTION_NAMES = ("unknown", "ingress", "egress")
 
 _ENDPOINTS: dict[tuple, Endpoint] = {}
@@ -138,10 +139,9 @@ def facts_of_flow(flow, raw: bytes) -> FlowFacts:
     t = flow.time
     facts.time_ns = t.seconds * 1_000_000_000 + t.nanos
     facts.node = flow.node_name
-    facts.verdict = flow.verdict
-    facts.drop_reason = flow.drop_reason_desc or flow.drop_reason
+    verdict = facts.verdict = flow.verdict
+    facts.drop_reason = (flow.drop_reason_desc or flow.drop_reason) if verdict == VERDICT_DROPPED else 0
     event_type = facts.event_type = flow.event_type.type
-    facts.direction = flow.traffic_direction
     node = facts.node
     facts.source = _endpoint(flow, flow.source, "source", node)
     facts.destination = _endpoint(flow, flow.destination, "destination", node)
@@ -154,7 +154,7 @@ def facts_of_flow(flow, raw: bytes) -> FlowFacts:
         facts.source_port = facts.destination_port = 0
     l7 = flow.l7
     kind = facts.l7 = l7.WhichOneof("record") or ""
-    reply = flow.is_reply.value if flow.HasField("is_reply") else False
+    reply = flow.is_reply.value  # unset reads False: unknown counts as a request
     facts.http_code = facts.dns_rcode = 0
     facts.dns_query = facts.dns_qtype = ""
     if kind:
@@ -172,10 +172,13 @@ def facts_of_flow(flow, raw: bytes) -> FlowFacts:
     else:
         facts.l7_type = facts.latency_ns = 0
     facts.reply = reply
-    if kind == "dns" or event_type == EVENT_POLICY_VERDICT or event_type == EVENT_DROP:
-        ip = flow.IP  # only DNS and policy rows need the addresses
+    # Only L7 flows (the reporter) and DNS and policy rows need the rest.
+    policy_event = event_type == EVENT_POLICY_VERDICT or event_type == EVENT_DROP
+    facts.direction = flow.traffic_direction if kind or policy_event else 0
+    if kind == "dns" or policy_event:
+        ip = flow.IP
         facts.source_ip, facts.destination_ip = ip.source, ip.destination
+        facts.policy = deciding_policy(flow)
     else:
-        facts.source_ip = facts.destination_ip = ""
-    facts.policy = deciding_policy(flow) if event_type == EVENT_POLICY_VERDICT or event_type == EVENT_DROP or kind else ""
+        facts.source_ip = facts.destination_ip = facts.policy = ""
     return facts
