@@ -289,8 +289,10 @@ def _listing(choices: list[str], limit: int = 12) -> str:
 
 
 def _one_of(word: str, choices: list[str], what: str, token: _Token) -> FilterSyntaxError:
+    # The suggestion first: at 80 columns it is what must not be cut.
+    suggestion = _suggest(word, choices).removeprefix("; ")
     return FilterSyntaxError(
-        f"unknown {what} '{word}' (expected one of: {_listing(choices)}){_suggest(word, choices)}",
+        f"unknown {what} '{word}'{': ' + suggestion if suggestion else ''} (expected one of: {_listing(choices)})",
         token.raw,
         token.position,
     )

@@ -237,6 +237,17 @@ class CockpitApp(App[int]):
             for bar in self.screen.query(StatusBar):  # screens pushed over it show one too
                 bar.show(info)
 
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Notices go on the footer's line (see app.tcss), newest only: an information notice
+        becomes one line, `title: text`, so it covers nothing the user is reading."""
+        if severity == "information":
+            first, *rest = str(message).splitlines() or [""]
+            text = " · ".join([first, *rest]) if rest else first
+            message, title = (f"{title}: {text}" if title else text), ""
+        self.clear_notifications()
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     def on_cockpit_tab_open_flows(self, event: CockpitTab.OpenFlows) -> None:
         event.stop()
         from kcockpit.ui.tabs.flows import FlowsTab

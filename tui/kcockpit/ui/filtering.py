@@ -61,7 +61,7 @@ def describe_error(error: FilterSyntaxError, text: str) -> str:
     position = getattr(error, "position", None)
     message = getattr(error, "message", str(error))
     if isinstance(position, int) and 0 <= position <= len(text):
-        return f"✗ {message} (column {position + 1})"
+        return f"✗ column {position + 1}: {message}"  # where and what first: the rest may wrap
     return f"✗ {message}"
 
 
