@@ -139,3 +139,17 @@ def _with_term_in_text(text: str, keys: tuple[str, ...], value: str) -> str:
     if not value:
         return stripped
     return f"{stripped} {keys[0]}={value}".strip()
+
+
+_ALTERNATIVES = re.compile(r"\s+or\s+", re.IGNORECASE)
+
+
+def narrowed(current: str, extra: str) -> str:
+    """Filter text for flows matching both `current` and `extra`: every alternative of one
+    combined with every alternative of the other (`a or b` + `c` -> `a c or b c`)."""
+    current, extra = current.strip(), extra.strip()
+    if not current:
+        return extra
+    if not extra:
+        return current
+    return " or ".join(f"{mine} {theirs}" for mine in _ALTERNATIVES.split(current) for theirs in _ALTERNATIVES.split(extra))

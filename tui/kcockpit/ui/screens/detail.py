@@ -10,6 +10,8 @@ workloads", "only drops of this source"), or with None on esc.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,14 +61,14 @@ def _value_class(label: str, value: str) -> str:
     return ""
 
 
-class FlowDetailScreen(Screen[str | None]):
+class FlowDetailScreen(Screen["DetailJump | None"]):
     BINDINGS = [
         Binding("escape", "back", "Back", id="detail.back"),
         # The fix keys come first: on a drop they are the story, and at 80 columns the footer ends early.
         Binding("f", "copy_fix", "Copy fix", tooltip="copy the proposed policy fix as YAML (OSC 52)", id="detail.copy_fix"),
         Binding("s", "save_fix", "Save fix", tooltip="save the proposed policy fix as YAML in --export-dir", id="detail.save_fix"),
         Binding("a", "next_fix", "Next fix", tooltip="show the next alternative fix (patch, new policy, Cilium policy)", id="detail.next_fix"),
-        Binding("w", "jump('peers')", "Between", tooltip="all flows between these two workloads", id="detail.peers"),
+        Binding("w", "jump('peers')", "Between", tooltip="narrow the flow list to the flows between these two workloads", id="detail.peers"),
         Binding("d", "jump('drops')", "Drops", tooltip="only the drops of this source", id="detail.source_drops"),
         Binding("c", "copy_json", "JSON", tooltip="copy the flow as jsonpb (OSC 52)", id="detail.copy_json"),
         Binding("y", "copy_command", "Command", tooltip="copy the hubble observe command (OSC 52)", id="detail.copy_command"),
@@ -308,7 +310,10 @@ class FlowDetailScreen(Screen[str | None]):
         self.dismiss(None)
 
     def action_jump(self, target: str) -> None:
-        self.dismiss(self.peers_filter if target == "peers" else self.drops_filter)
+        if target == "peers":
+            self.dismiss(DetailJump(self.peers_filter, narrow=True))
+        else:
+            self.dismiss(DetailJump(self.drops_filter, narrow=False))
 
     def action_copy_json(self) -> None:
         self.app.copy_to_clipboard(flow_jsonpb(self.record, indent=None))
@@ -321,6 +326,18 @@ class FlowDetailScreen(Screen[str | None]):
     def action_scroll(self, where: str) -> None:
         body = self.query_one("#detail-body", VerticalScroll)
         {"down": body.scroll_down, "up": body.scroll_up, "home": body.scroll_home, "end": body.scroll_end}[where](animate=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DetailJump:
+    """What the detail view asks the flow list to show: `narrow` combines it with the
+    active filter, otherwise it replaces it."""
+
+    filter_text: str
+    narrow: bool
+
+    def __bool__(self) -> bool:
+        return bool(self.filter_text)
 
 
 def _row(label: str, value: str, value_class: str) -> Horizontal:

@@ -19,7 +19,7 @@ from textual.binding import Binding
 
 from kcockpit.application.status import StatusInfo
 from kcockpit.model.record import FlowRecord
-from kcockpit.ui.filtering import NAMESPACE_KEYS, VERDICT_KEYS, FilterState, compile_filter, with_term
+from kcockpit.ui.filtering import narrowed, NAMESPACE_KEYS, VERDICT_KEYS, FilterState, compile_filter, with_term
 from kcockpit.ui.rate import RateMeter
 from kcockpit.ui.rows import RowBuffer
 from kcockpit.ui.tabs.base import CockpitTab, Legend, TabContext
@@ -150,8 +150,9 @@ class FlowsTab(CockpitTab):
 
     # --- filter ----------------------------------------------------------------------
 
-    def apply_filter(self, text: str) -> bool:
-        """Parse and apply `text`; on a syntax error show it under the bar and keep the old filter."""
+    def apply_filter(self, text: str, keep: FlowRecord | None = None) -> bool:
+        """Parse and apply `text`; on a syntax error show it under the bar and keep the old
+        filter. With `keep`, a paused view stays paused on that flow if it still matches."""
         compiled = compile_filter(text)
         bar = self.filter_bar
         if compiled.error:
@@ -166,7 +167,7 @@ class FlowsTab(CockpitTab):
         self._filter_generation = self.session.filter_generation()
         self._server_filtered_from = None
         self.session.apply_filter(compiled.whitelist, compiled.blacklist)
-        self._refilter()
+        self._refilter(keep=keep)
         self.post_message(self.StatusChanged())
         return True
 
@@ -210,10 +211,14 @@ class FlowsTab(CockpitTab):
 
         self.app.push_screen(FlowDetailScreen(event.record, self.context.zone), self._after_detail)
 
-    def _after_detail(self, jump: str | None) -> None:
-        if jump:
-            self.apply_filter(jump)
-            self.screen.set_focus(self.table)
+    def _after_detail(self, jump) -> None:  # a screens.detail.DetailJump, or None
+        """`w` narrows the filter to the two workloads (the active filter stays), `d` shows the
+        source's drops; a paused view stays paused on the flow it was on."""
+        if not jump:
+            return
+        text = narrowed(self.filter_state.text, jump.filter_text) if jump.narrow else jump.filter_text
+        self.apply_filter(text, keep=None if self.table.follow else self.table.selected)
+        self.screen.set_focus(self.table)
 
     def on_flow_table_follow_changed(self, event: FlowTable.FollowChanged) -> None:
         self.post_message(self.StatusChanged())
