@@ -116,6 +116,9 @@ async def test_dns_drop_explained_fixed_copied_saved_and_allowed_after_the_fix(t
             "k8s-app=kube-dns in namespace kube-system on UDP 53, TCP 53"
         )
         assert not screen.explanation.fixes
+        # An ordinary forwarded flow is explained first thing, on screen at 80x24 (found by a
+        # newcomer: placed after every field, it was below the screen and looked missing).
+        assert screen.query_one("#policy-section").region.y <= 3
         await pilot.press("escape")
         await pilot.press("q")
     assert cluster.kubeconfig is not None and not cluster.kubeconfig.exists()  # the temporary kubeconfig is gone

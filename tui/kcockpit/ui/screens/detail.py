@@ -132,14 +132,16 @@ class FlowDetailScreen(Screen["DetailJump | None"]):
         return integrations.policy if integrations is not None else None
 
     def _policy_placement(self) -> str:
-        """"first", "last", or "" (no section): with policy data every flow has a verdict;
-        without, only flows that are about policies say why there is none."""
+        """"first" or "" (no section): with policy data every flow is explained, first thing
+        under the title (found by a newcomer: placed after every field, an ordinary flow's
+        verdict was below the screen at 80x24 and looked missing); without policy data, only
+        flows that are about policies say why there is none."""
         feed = self._policy_feed
         if feed is None:
             return ""
-        if policy_relevant(self.record):
+        if policy_relevant(self.record) or feed.data().cluster is not None:
             return "first"
-        return "last" if feed.data().cluster is not None else ""
+        return ""
 
     def compose(self) -> ComposeResult:
         record = self.record
