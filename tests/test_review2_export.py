@@ -18,11 +18,12 @@ from kcockpit.ui.export import export_records
 from kcockpit.application.session import CaptureSession
 
 
-def test_export_records_raises_oserror_for_a_missing_directory(tmp_path: Path) -> None:
-    missing = tmp_path / "gone"
-    with pytest.raises(OSError, match="cannot write capture file .*gone.*No such file or directory"):
-        export_records(scenario_records(2), missing)
-    assert not missing.exists()
+def test_export_records_raises_oserror_when_the_directory_cannot_be_made(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    impossible = tmp_path / "file" / "exports"  # below a file: no directory can be made there
+    with pytest.raises(OSError, match="cannot create the directory .*file/exports.*Not a directory"):
+        export_records(scenario_records(2), impossible)
+    assert not impossible.exists()
 
 
 async def test_export_into_a_removed_directory_reports_and_keeps_running(tmp_path: Path) -> None:
@@ -33,10 +34,25 @@ async def test_export_into_a_removed_directory_reports_and_keeps_running(tmp_pat
     app = CockpitApp(CaptureSession(str(capture), FlowStore(1000)), zone=UTC, clock=FixedClock(), export_dir=export_dir)
     async with app.run_test(size=(100, 30)) as pilot:
         assert len(flows(app).table.rows) == 10
-        export_dir.rmdir()  # e.g. a tmp dir cleaned up while the cockpit runs
+        export_dir.rmdir()  # e.g. a tmp dir cleaned up while the cockpit runs...
+        export_dir.write_text("")  # ...and its name taken by a file: it cannot be made again
         await pilot.press("x")
         await pilot.pause()
         assert app.is_running
         messages = [str(n.message) for n in app._notifications]
-        assert any(m.startswith("Export failed: cannot write capture file") and "exports" in m for m in messages), messages
+        assert any(m.startswith("Export failed: cannot create the directory") and "exports" in m for m in messages), messages
         assert len(flows(app).table.rows) == 10  # the view is intact
+
+
+async def test_export_into_a_removed_directory_makes_it_again_and_says_where(tmp_path: Path) -> None:
+    capture = tmp_path / "flows.json"
+    write_capture(scenario_records(10), capture)
+    export_dir = tmp_path / "exports"
+    app = CockpitApp(CaptureSession(str(capture), FlowStore(1000)), zone=UTC, clock=FixedClock(), export_dir=export_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("x")
+        await pilot.pause()
+        written = list(export_dir.glob("kcockpit-flows-*.json"))
+        assert len(written) == 1
+        messages = [str(n.message) for n in app._notifications]
+        assert any(str(written[0]) in m for m in messages), messages  # the notice names the file

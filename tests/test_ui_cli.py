@@ -25,7 +25,7 @@ def run_kcockpit(*args: str) -> subprocess.CompletedProcess:
     [
         (["--input-file", "/nonexistent/flows.json"], "cannot read capture file '/nonexistent/flows.json'"),
         (["--server", "nonsense"], "use HOST:PORT"),
-        (["--filter", "verdict=sometimes"], "--filter 'verdict=sometimes': unknown verdict 'sometimes'"),
+        (["--filter", "verdict=sometimes"], "--filter 'verdict=sometimes': column 1: unknown verdict 'sometimes'"),
         (["--demo", "--input-file", "x.json"], "--demo and --input-file are two different sources"),
         (["--buffer-size", "0"], "--buffer-size must be at least 1"),
         (["--demo", "--rate", "0"], "--rate must be above 0"),

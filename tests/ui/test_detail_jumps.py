@@ -65,3 +65,11 @@ async def test_w_while_following_keeps_following(app: CockpitApp) -> None:
         await pilot.press("w")
         await wait_until(lambda: app.screen is app.main, pilot)
         assert tab.table.follow
+
+
+def test_exports_go_to_one_named_directory_not_the_working_directory(tmp_path: Path) -> None:
+    from kcockpit.ui.export import default_export_dir
+
+    assert default_export_dir({"KCOCKPIT_EXPORT_DIR": "/srv/x"}) == Path("/srv/x")
+    assert default_export_dir({"XDG_DATA_HOME": "/d"}) == Path("/d/kcockpit/exports")
+    assert default_export_dir({}) == Path.home() / ".local" / "share" / "kcockpit" / "exports"

@@ -49,3 +49,19 @@ async def test_a_filter_mistake_shows_where_and_the_suggestion_within_80_columns
         assert first_line.startswith("✗ column 1: unknown verdict 'dropd': did you mean 'dropped'?")
         assert error.region.right <= 80
         assert app.screen.query_one(FilterBar).input.value == "verdict=dropd"  # what was typed stays
+
+
+async def test_help_explains_the_status_bar_and_what_n_lost_means(tmp_path: Path) -> None:
+    from kcockpit.ui.screens.help import HelpScreen
+
+    path = tmp_path / "flows.json"
+    write_capture(scenario_records(20), path)
+    app = CockpitApp(CaptureSession(str(path), FlowStore(1000)), zone=UTC, clock=FixedClock(), export_dir=tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("question_mark")
+        await wait_until(lambda: isinstance(app.screen, HelpScreen), pilot)
+        text = " ".join(str(static.render()) for static in app.screen.query("Static"))
+        words = " ".join(text.split())
+        assert "THE STATUS BAR" in words
+        assert "N lost events Hubble itself lost before sending them" in words
+        assert "lower bounds" in words

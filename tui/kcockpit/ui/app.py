@@ -26,6 +26,7 @@ from textual.widgets import ContentSwitcher, Footer
 
 from kcockpit.application.session import Session
 from kcockpit.application.status import StatusInfo
+from kcockpit.ui.export import default_export_dir
 from kcockpit.ui.hangup import on_hangup
 from kcockpit.ui.tabs import TABS, CockpitTab, TabContext
 from kcockpit.ui.themes import THEMES
@@ -113,7 +114,7 @@ class CockpitApp(App[int]):
             session=session,
             zone=zone,
             clock=clock,
-            export_dir=export_dir or Path.cwd(),
+            export_dir=export_dir or default_export_dir(),
             initial_filter=initial_filter,
             aggregate=aggregate,
         )

@@ -53,8 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     view.add_argument("--filter", default="", metavar="TEXT", help="initial filter, e.g. 'ns=otel-demo dropped'")
     view.add_argument(
-        "--export-dir", default=".", metavar="DIR",
-        help="where x writes exported captures and s (in a flow's detail) saves policy fixes (default: .)",
+        "--export-dir", default=None, metavar="DIR",
+        help="where x writes exported captures and s (in a flow's detail) saves policy fixes "
+        "(default: $KCOCKPIT_EXPORT_DIR, else ~/.local/share/kcockpit/exports, created when first used)",
     )
 
 
@@ -170,8 +171,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.buffer_size < 1:
         raise _fail(f"--buffer-size must be at least 1, got {args.buffer_size}")
-    export_dir = Path(args.export_dir)
-    if not export_dir.is_dir():
+    from kcockpit.ui.export import default_export_dir
+
+    export_dir = Path(args.export_dir) if args.export_dir else default_export_dir()
+    if args.export_dir and not export_dir.is_dir():
         raise _fail(f"--export-dir {args.export_dir!r} is not a directory")
     initial = compile_filter(args.filter)
     if initial.error:

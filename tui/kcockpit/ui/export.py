@@ -1,9 +1,32 @@
-"""Export of the current view to a `hubble observe -o jsonpb` capture file."""
+"""Export of the current view to a `hubble observe -o jsonpb` capture file, and where
+exports and saved fixes go."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+
+EXPORT_DIR_ENV = "KCOCKPIT_EXPORT_DIR"
+
+
+def default_export_dir(environ: dict[str, str] | None = None) -> Path:
+    """$KCOCKPIT_EXPORT_DIR, else `$XDG_DATA_HOME/kcockpit/exports` (usually
+    ~/.local/share/kcockpit/exports): one known place, not wherever the cockpit was started."""
+    environ = os.environ if environ is None else environ
+    if environ.get(EXPORT_DIR_ENV):
+        return Path(environ[EXPORT_DIR_ENV]).expanduser()
+    data_home = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home).expanduser() / "kcockpit" / "exports"
+
+
+def ready_directory(directory: Path) -> Path:
+    """`directory`, created if missing; an OSError says why it cannot be."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"cannot create the directory {str(directory)!r}: {error.strerror or error}") from None
+    return directory
 
 from kcockpit.model.record import FlowRecord
 from kcockpit.sources.capture import CaptureError, write_capture
@@ -31,7 +54,7 @@ def export_records(records: list[FlowRecord], directory: Path) -> Path:
     """Write `records` to a new capture in `directory`. Any failure is an OSError (the
     caller's "Export failed" message), including the CaptureError of a file that cannot be
     opened, e.g. when `directory` was removed after start-up."""
-    path = export_path(directory)
+    path = export_path(ready_directory(directory))
     try:
         write_capture(records, path)
     except CaptureError as error:

@@ -17,7 +17,7 @@ from kcockpit.model.record import FlowRecord
 from kcockpit.policy.fix import PATCH, FixProposal
 from kcockpit.policy.flows import POLICY_DROP_REASONS, explain_flow
 from kcockpit.policy.results import ALLOWED, DENIED
-from kcockpit.ui.export import unused_path
+from kcockpit.ui.export import ready_directory, unused_path
 from kcockpit.application.integrations import PolicyData
 
 EVENT_POLICY_VERDICT = 5
@@ -118,6 +118,6 @@ def fix_path(proposal: FixProposal, directory: Path) -> Path:
 
 
 def save_fix(proposal: FixProposal, directory: Path) -> Path:
-    path = fix_path(proposal, directory)
+    path = fix_path(proposal, ready_directory(directory))
     path.write_text(fix_document(proposal), encoding="utf-8")
     return path

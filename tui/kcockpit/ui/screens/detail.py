@@ -40,6 +40,7 @@ from kcockpit.ui.policy_view import (
 )
 from kcockpit.ui.widgets.status_bar import StatusBar
 from kcockpit.ui.printable import printable
+from kcockpit.ui.export import default_export_dir
 
 if TYPE_CHECKING:
     from kcockpit.application.integrations import PolicyFeed
@@ -278,7 +279,7 @@ class FlowDetailScreen(Screen["DetailJump | None"]):
         if proposal is None:
             return
         cockpit = self._cockpit()
-        directory = cockpit.context.export_dir if cockpit is not None else Path.cwd()
+        directory = cockpit.context.export_dir if cockpit is not None else default_export_dir()
         try:
             path = save_fix(proposal, Path(directory))
         except OSError as error:

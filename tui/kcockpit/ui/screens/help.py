@@ -87,6 +87,19 @@ def binding_rows(screen: Screen, key_display: Callable[[Binding], str]) -> list[
     return [(a.keys, a.description, a.binding_id) for a in bound_actions(screen, key_display)]
 
 
+STATUS_LEGEND = (
+    ("● live", "the stream's state: connecting, live, retrying in N s (with the reason), offline for a file."),
+    ("N shown/M kept", "rows the filter shows / flows kept in memory (the newest --buffer-size); "
+                       "older ones are evicted, the tabs' counts keep them."),
+    ("N lost", "events Hubble itself lost before sending them (lost_events: a node's perf ring buffer or "
+               "event queue overflowed under load). Flows and every count are then lower bounds. A "
+               "server-side filter does not help (the loss happens before filtering); on the cluster, "
+               "Cilium's hubble.eventBufferCapacity / hubble.eventQueueSize, or bpf.monitorAggregation, do."),
+    ("k8s ✓ / ✗", "policy data for explanations: the number of policies, or why there is none."),
+    ("prom ✓ / ✗", "Prometheus for golden signals; without it they come from the flows."),
+)
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [
         Binding("escape,q,question_mark", "dismiss", "Close help", id="help.close"),
@@ -129,6 +142,12 @@ class HelpScreen(ModalScreen[None]):
                 for number, part in enumerate(textwrap.wrap(meaning, LEGEND_WIDTH)):
                     label = term if number == 0 else ""
                     lines.append(Content.assemble(Content.styled(f"{label:<{KEY_WIDTH}}", "bold $text-accent"), Content(part)))
+        lines.append(Content(""))
+        lines.append(Content.styled("THE STATUS BAR", "bold $text-primary"))
+        for term, meaning in STATUS_LEGEND:
+            for number, part in enumerate(textwrap.wrap(meaning, LEGEND_WIDTH)):
+                label = term if number == 0 else ""
+                lines.append(Content.assemble(Content.styled(f"{label:<{KEY_WIDTH}}", "bold $text-accent"), Content(part)))
         lines.append(Content(""))
         lines.append(Content.styled("ctrl+p finds every action by name; the mouse works too.", "$text-muted"))
         scroll = VerticalScroll(Static(Content("\n").join(lines)))
