@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo-server": ("kcockpit.sim.cli", "run the simulated cluster: a Hubble Observer gRPC server (and metrics, Kubernetes API)"),
     "policy": ("kcockpit.sources.policy_cli", "explain a policy verdict or advise a least-privilege policy, without the TUI"),
     "report": ("kcockpit.report_cli", "the services, DNS and policy tables of the tabs as text or JSON, without the TUI"),
+    "serve": ("kcockpit.ui.serve", "the cockpit in a browser (each tab its own cockpit), on 127.0.0.1 by default"),
 }
 APP_MODULE = "kcockpit.ui.cli"
 
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog=f"kcockpit {name}", description=help_text)
         module.add_arguments(parser)
         args = parser.parse_args(argv[1:])
+        args.raw_argv = argv[1:]  # as typed: `serve` hands the cockpit's options on
         runner = module.run
     else:
         module = importlib.import_module(APP_MODULE)
