@@ -26,6 +26,7 @@ from textual.widgets import ContentSwitcher, Footer
 
 from kcockpit.application.session import Session
 from kcockpit.application.status import StatusInfo
+from kcockpit.application.talk import TalkScript
 from kcockpit.ui.export import default_export_dir
 from kcockpit.ui.hangup import on_hangup
 from kcockpit.ui.tabs import TABS, CockpitTab, TabContext
@@ -62,6 +63,11 @@ class CockpitScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield TabBar("kcockpit", tabs=tuple((spec.id, spec.title, spec.key) for spec in TABS), id="tab-bar")
+        app = self.app
+        if isinstance(app, CockpitApp) and app.talk is not None:
+            from kcockpit.ui.talk import CaptionBar
+
+            yield CaptionBar("", id="talk-caption", markup=False)
         with ContentSwitcher(initial=TABS[0].id, id="tabs"):
             yield from self.tabs
         yield StatusBar(id="status-bar")
@@ -106,9 +112,12 @@ class CockpitApp(App[int]):
         start_session: bool = True,
         aggregate: bool = False,
         quit_on_signals: bool = False,
+        talk: TalkScript | None = None,
     ) -> None:
         super().__init__()
         self.session = session
+        self.talk = talk  # talk mode's script, or None
+        self._talk = None  # its controller, once the screen is up
         self.store = session.store
         self.context = TabContext(
             session=session,
@@ -127,6 +136,11 @@ class CockpitApp(App[int]):
         for custom in THEMES.values():
             self.register_theme(custom)
         self.theme = THEMES[theme].name
+        if talk is not None:
+            from kcockpit.ui.talk import TALK_BINDINGS
+
+            for binding in TALK_BINDINGS:
+                self._bindings.key_to_bindings.setdefault(binding.key, []).append(binding)
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -167,6 +181,27 @@ class CockpitApp(App[int]):
             self.call_later(self._poll_nodes)
         self._update_status()
         self.check_size()
+        if self.talk is not None:
+            from kcockpit.ui.talk import TalkController
+
+            self._talk = TalkController(self, self.talk)
+            self._talk.go(0)
+
+    # --- talk mode -----------------------------------------------------------------
+
+    def action_talk_step(self, step: int) -> None:
+        if self._talk is not None:
+            self._talk.go(self._talk.index + step)
+
+    def action_talk_restart(self) -> None:
+        if self._talk is not None:
+            self._talk.go(0)
+
+    def action_talk_blank(self) -> None:
+        from kcockpit.ui.talk import TitleCard
+
+        if self._talk is not None and not isinstance(self.screen, TitleCard):
+            self.push_screen(TitleCard(self.talk.title))
 
     def _exit_cleanly_on_signals(self) -> None:
         """SIGTERM, and SIGHUP when the SSH session drops, quit like `q`: the session stops

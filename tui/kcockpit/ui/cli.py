@@ -48,8 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"flows kept in memory, about 2.5 KB each; the oldest are evicted beyond it (default: {DEFAULT_CAPACITY})",
     )
     view.add_argument(
-        "--theme", choices=THEME_NAMES, default="dark",
-        help="colour theme (default: dark; ctrl+t cycles). NO_COLOR=1 turns colour off",
+        "--theme", choices=THEME_NAMES, default=None,
+        help="colour theme (default: dark, high-contrast in talk mode; ctrl+t cycles). NO_COLOR=1 turns colour off",
+    )
+    view.add_argument(
+        "--talk", nargs="?", const="", default=None, metavar="FILE",
+        help="talk mode: PageDown/PageUp (a presentation clicker) step through the story, with captions; "
+        "FILE is a script of your own (YAML: title, steps of caption, phase, tab, filter, select, open); "
+        "b blanks the screen, home restarts",
     )
     view.add_argument("--filter", default="", metavar="TEXT", help="initial filter, e.g. 'ns=otel-demo dropped'")
     view.add_argument(
@@ -57,6 +63,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where x writes exported captures and s (in a flow's detail) saves policy fixes "
         "(default: $KCOCKPIT_EXPORT_DIR, else ~/.local/share/kcockpit/exports, created when first used)",
     )
+
+
+def _talk_script(args: argparse.Namespace):
+    """The talk script of --talk (the built-in one without a file), checked before the screen
+    is taken over; None without --talk."""
+    if args.talk is None:
+        return None
+    from kcockpit.application.talk import TalkError, built_in_script, load_talk
+    from kcockpit.sim.world import PHASES
+
+    try:
+        script = load_talk(args.talk, tuple(PHASES)) if args.talk else built_in_script()
+    except TalkError as error:
+        raise _fail(f"--talk: {error}") from None
+    if not args.demo and any(step.phase for step in script.steps):
+        raise _fail("--talk: the script sets demo phases; run it with --demo (kcockpit --demo --talk)")
+    return script
 
 
 def _fail(message: str):
@@ -176,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
     export_dir = Path(args.export_dir) if args.export_dir else default_export_dir()
     if args.export_dir and not export_dir.is_dir():
         raise _fail(f"--export-dir {args.export_dir!r} is not a directory")
+    talk = _talk_script(args)
     initial = compile_filter(args.filter)
     if initial.error:
         raise _fail(f"--filter {args.filter!r}: {initial.error.lstrip('✗ ')}")
@@ -183,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
 
     from kcockpit.ui.app import CockpitApp
 
-    app = CockpitApp(session, initial_filter=args.filter, theme=args.theme, export_dir=export_dir, quit_on_signals=True)
+    app = CockpitApp(session, initial_filter=args.filter, theme=args.theme or ("high-contrast" if talk else "dark"),
+                     export_dir=export_dir, quit_on_signals=True, talk=talk)
     result = app.run()
     return result if isinstance(result, int) else (app.return_code or 0)

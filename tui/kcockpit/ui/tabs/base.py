@@ -101,6 +101,14 @@ class CockpitTab(Vertical):
         """Called by the shell about four times a second, only while the tab is visible.
         Must be cheap; the default does nothing."""
 
+    def select_text(self, text: str) -> bool:
+        """Select the first row that shows `text` (talk mode's `select`); False when no row
+        does yet. The default selects nothing."""
+        return False
+
+    def open_selected(self) -> None:
+        """Open the selected row as `enter` would (talk mode's `open`)."""
+
     def legend(self) -> Legend:
         """Extra help for the help screen (how to read the tab), after its keys."""
         return ()

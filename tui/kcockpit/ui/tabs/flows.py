@@ -101,6 +101,19 @@ class FlowsTab(CockpitTab):
     def tab_shown(self) -> None:
         self.screen.set_focus(self.table)
 
+    def select_text(self, text: str) -> bool:
+        """The newest row naming `text` (an endpoint, a DNS name, a path) is selected, paused."""
+        def shows(record: FlowRecord) -> bool:
+            record = record.decoded()
+            names = (record.source.workload_name(), record.destination.workload_name(),
+                     record.source.short_name(), record.destination.short_name(), record.l7_info())
+            return any(text in name for name in names)
+
+        return self.table.select_newest(shows)
+
+    def open_selected(self) -> None:
+        self.table.action_open()
+
     def legend(self) -> Legend:
         return FLOW_LIST_LEGEND
 

@@ -183,6 +183,17 @@ class FlowTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._set_follow(False)
         self.refresh()
 
+    def select_newest(self, matches) -> bool:
+        """Pause on the newest row whose flow `matches` (a predicate); False when none does."""
+        for index in range(self.row_count - 1, -1, -1):
+            if matches(self.rows.row(index)[0]):
+                self._set_follow(False)
+                self.cursor = index
+                self._reveal_cursor()
+                self.refresh()
+                return True
+        return False
+
     # --- geometry ----------------------------------------------------------------
 
     @property
