@@ -196,3 +196,25 @@ def test_answers_are_computed_once_per_policy_data_generation(monkeypatch) -> No
     assert len(calls) == len(g)
     insights.verdict_rows(g, c, 2, 100.0)
     assert len(calls) == 2 * len(g)
+
+
+def test_a_drop_event_and_its_policy_verdict_event_are_one_denial() -> None:
+    # Cilium reports each denied packet twice: a drop event (type 1, no policy named) and
+    # a policy-verdict event (type 5) naming the policy. 2 packets -> 2 flows, not 4.
+    deny = [policy("prod", "frontend-egress")]
+    flows = [
+        flow(1, FRONTEND, COREDNS, dport=53, proto="UDP", verdict="DROPPED", event=5, denied_by=deny),
+        flow(1.000001, FRONTEND, COREDNS, dport=53, proto="UDP", verdict="DROPPED", event=1, drop_reason=133),
+        flow(2, FRONTEND, COREDNS, dport=53, proto="UDP", verdict="DROPPED", event=5, denied_by=deny),
+        flow(2.000001, FRONTEND, COREDNS, dport=53, proto="UDP", verdict="DROPPED", event=1, drop_reason=133),
+        # An unnamed drop without a named twin stays (another port).
+        flow(3, FRONTEND, COREDNS, dport=54, proto="UDP", verdict="DROPPED", event=1, drop_reason=133),
+    ]
+    result = FlowAggregates()
+    result.ingest_raw(raw(*flows))
+    assert len(result.policy_groups(None, T0 + 100)) == 3
+    found = pi.PolicyInsights().verdict_rows(result.policy_groups(None, T0 + 100), cluster(), 1, 100.0)
+    assert [(r.policy, r.decided_by, r.port_text, r.group.flows) for r in found] == [
+        ("prod/frontend-egress", "hubble", "53/UDP", 2),
+        ("prod/frontend-egress", "engine", "54/UDP", 1),
+    ]

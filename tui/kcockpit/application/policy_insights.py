@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kcockpit.model.aggregates import PolicyGroup
 from kcockpit.model.record import FlowRecord
-from kcockpit.policy import advise, cilium, networkpolicy
+from kcockpit.policy import advise, builders, cilium, networkpolicy
 from kcockpit.policy.cluster import CILIUM_CLUSTERWIDE_NETWORKPOLICIES, CILIUM_NETWORKPOLICIES, NETWORKPOLICIES, RESOURCE_OF_KIND, Cluster
 from kcockpit.policy.engine import Engine
 from kcockpit.policy.flows import connection, cross_check
@@ -294,6 +294,37 @@ def _drift_reason(group: PolicyGroup, cluster: Cluster, engine_verdict: str) -> 
     return f"Hubble {hubble} it but the policies allow it: a clusterwide or host policy, or policy data older than the flow"
 
 
+def fold_drop_events(groups: Iterable[PolicyGroup]) -> list[PolicyGroup]:
+    """One group per denial. Cilium reports a policy denial twice: a drop event (no policy
+    named) and a policy-verdict event naming the policy; the aggregates count both. An
+    unnamed DROPPED/AUDIT group with a named twin (same everything else) is the same
+    packets: folded into the twin, which keeps the larger count and the widest times."""
+    groups = list(groups)
+    named: dict[tuple, int] = {}
+    for index, group in enumerate(groups):
+        if group.policy:
+            named.setdefault(_twin_key(group), index)
+    folded: list[PolicyGroup | None] = list(groups)
+    for index, group in enumerate(groups):
+        if group.policy or group.verdict not in ("DROPPED", "AUDIT"):
+            continue
+        twin_index = named.get(_twin_key(group))
+        if twin_index is None:
+            continue
+        twin = folded[twin_index]
+        assert twin is not None
+        folded[twin_index] = replace(
+            twin, flows=max(twin.flows, group.flows), first_ns=min(twin.first_ns, group.first_ns),
+            last_ns=max(twin.last_ns, group.last_ns), sample=twin.sample or group.sample,
+        )
+        folded[index] = None
+    return [g for g in folded if g is not None]
+
+
+def _twin_key(group: PolicyGroup) -> tuple:
+    return (group.verdict, group.direction, group.source, group.destination, group.port, group.protocol)
+
+
 class PolicyInsights:
     """Evaluates verdict groups against the policy data, once per (group, data generation)."""
 
@@ -309,7 +340,7 @@ class PolicyInsights:
             self._answers.clear()
             self._generation = generation
         rows = []
-        for group in groups:
+        for group in fold_drop_events(groups):
             key = (group.verdict, group.direction, group.policy, group.source, group.destination, group.port, group.protocol)
             answer = self._answers.get(key)
             if answer is None:
@@ -499,3 +530,61 @@ def workloads_of(rows: Sequence[VerdictRow]) -> list[str]:
     """The in-cluster workloads (ns/name) seen in the groups, sorted."""
     names = {ep.name for r in rows for ep in (r.group.source, r.group.destination) if "/" in ep.name}
     return sorted(names)
+
+
+# --------------------------------------------------------------------------- texts for people
+
+RULE_SECTIONS = ("ingress", "egress", "ingressDeny", "egressDeny")
+
+
+def annotated_yaml(row: PolicyRow, window_label: str) -> str:
+    """The policy as YAML (ready to apply) with each rule's hits in the window next to it."""
+    obj = builders.object_for_apply(row.obj)
+    spec = obj.get("spec") or {}
+    hits = {(r.key.section, r.key.index): r for r in row.rules}
+    lines = [
+        f"# {row.ref.kind} {row.name}: selects {_count(row.selected, 'pod')}"
+        + ("  ⚠ SELECTS NO POD" if not row.selected else ""),
+        f"# {window_label}, from Hubble's flows: allowed {row.allowed:,}, denied {row.denied:,}, audit {row.audited:,}",
+    ]
+    lines += builders.to_yaml({k: v for k, v in obj.items() if k != "spec"}).splitlines()
+    lines.append("spec:")
+    for key, value in spec.items():
+        if key in RULE_SECTIONS and isinstance(value, list):
+            lines.append(f"  {key}:")
+            for i, rule in enumerate(value):
+                rule_yaml = builders.to_yaml([rule]).splitlines() or ["- {}"]
+                found = hits.get((key, i))
+                note = ""
+                if found is not None:
+                    note = f"  # ◀ rule {i + 1}: {found.hits:,} hits" + ("  ⚠ UNUSED in the window" if found.unused else "")
+                lines.append("  " + rule_yaml[0] + note)
+                lines += ["  " + line for line in rule_yaml[1:]]
+        else:
+            lines += ["  " + line for line in builders.to_yaml({key: value}).splitlines()]
+    for rule in row.rules:
+        if rule.key.index == IMPLICIT:
+            lines.append(f"# ◀ {rule.key.section} default deny (anything no rule allows): {rule.hits:,} hits")
+        elif (rule.key.section, rule.key.index) not in hits or rule.key.section not in spec:
+            lines.append(f"# ◀ {rule.key.label()} ({rule.text}): {rule.hits:,} hits")
+    return "\n".join(lines) + "\n"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def what_if_text(result: WhatIf, window_label: str) -> str:
+    """The what-if as lines: the summary, then each group newly allowed, newly denied, and a count of the rest."""
+    lines = [result.summary(window_label), ""]
+    for outcome, mark in ((NEWLY_ALLOWED, "+"), (NEWLY_DENIED, "-")):
+        rows = result.of(outcome)
+        lines.append(f"{outcome.upper()}: {_count(len(rows), 'group')}, {result.flows(outcome):,} flows")
+        for r in rows:
+            g = r.row.group
+            lines.append(
+                f"  {mark} {g.verdict} {g.direction} {r.row.answer.source} → {r.row.answer.destination} "
+                f"{r.row.port_text}  {g.flows:,} flows  ({r.before} → {r.after})"
+            )
+    lines.append(f"UNCHANGED: {_count(len(result.of(UNCHANGED)), 'group')}, {result.flows(UNCHANGED):,} flows")
+    return "\n".join(lines) + "\n"
