@@ -257,7 +257,7 @@ class PoliciesTab(CockpitTab):
             policy += " (engine)"
         rule = a.rule or ""
         pair = printable(f"{a.source} → {a.destination} {row.port_text}")
-        counts = f"{g.flows:,} flows {_rate(row.rate)} last {_clock(g.last_ns, self.context.zone)}"
+        counts = f"{g.flows:,} flow{'' if g.flows == 1 else 's'} {_rate(row.rate)} last {_clock(g.last_ns, self.context.zone)}"
         verdict_style = _VERDICT_STYLE.get(g.verdict, "bold")
         if width >= WIDE:
             line = Content.assemble(
