@@ -25,6 +25,7 @@ class TextPage:
     document: str = ""  # what f copies and s saves ("" = nothing to apply)
     stem: str = "kcockpit-policy"  # file name stem for s
     alternatives: str = ""  # e.g. "fix 1/3": `a` shows the next
+    yaml: str = ""  # shown after the body, unwrapped (indentation matters)
 
 
 class PolicyTextScreen(Screen[None]):
@@ -44,6 +45,7 @@ class PolicyTextScreen(Screen[None]):
         & > #policytext-title { height: auto; max-height: 3; background: $panel; padding: 0 1; text-style: bold; }
         & > #policytext-body { background: $surface; padding: 0 1; scrollbar-size-vertical: 1; }
         & #policytext-text { text-wrap: wrap; }
+        & #policytext-yaml { text-wrap: nowrap; text-overflow: ellipsis; }
     }
     """
 
@@ -58,6 +60,7 @@ class PolicyTextScreen(Screen[None]):
         yield Static(printable(self._title()), id="policytext-title", markup=False)
         with VerticalScroll(id="policytext-body"):
             yield Static(printable(self.page.body.rstrip("\n"), keep_newlines=True), id="policytext-text", markup=False)
+            yield Static(printable(self.page.yaml.rstrip("\n"), keep_newlines=True), id="policytext-yaml", markup=False)
         yield Footer(show_command_palette=False)
 
     def _title(self) -> str:
@@ -103,6 +106,7 @@ class PolicyTextScreen(Screen[None]):
         self.page = page
         self.query_one("#policytext-title", Static).update(printable(self._title()))
         self.query_one("#policytext-text", Static).update(printable(page.body.rstrip("\n"), keep_newlines=True))
+        self.query_one("#policytext-yaml", Static).update(printable(page.yaml.rstrip("\n"), keep_newlines=True))
         self.refresh_bindings()
 
     def action_scroll(self, where: str) -> None:

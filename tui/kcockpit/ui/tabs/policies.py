@@ -86,7 +86,7 @@ class PoliciesTab(CockpitTab):
     DEFAULT_CSS = """
     PoliciesTab { height: 1fr; }
     PoliciesTab > #policies-header { height: 1; background: $panel; padding: 0 1; }
-    PoliciesTab > #policies-list { height: 1fr; border: none; padding: 0; background: $surface; scrollbar-size-vertical: 1; }
+    PoliciesTab > #policies-list { height: 1fr; border: none; padding: 0; background: $surface; scrollbar-size-vertical: 1; text-wrap: nowrap; }
     PoliciesTab > #policies-list:focus { border: none; }
     PoliciesTab > #policies-info { height: 2; background: $panel; padding: 0 1; color: $text-muted; }
     """
@@ -306,7 +306,7 @@ class PoliciesTab(CockpitTab):
             return [Option(f"no drift: the engine agrees with Hubble on every group of {model.window if model else 'the window'}", disabled=True)]
         for item in drift:
             mark = "?" if item.reason.startswith("not evaluated") else "✗"
-            text = f"{mark} {printable(item.reason)} ({item.flows:,} flows)"
+            text = f"{mark} {printable(item.reason)} ({item.flows:,} flow{'' if item.flows == 1 else 's'})"
             wrapped = textwrap.wrap(text, max(width, 20), subsequent_indent="  ") or [text]
             options.append(Option(Content.styled("\n".join(wrapped), "bold $text-error" if mark == "✗" else "bold $text-warning"), disabled=True))
             options += [Option(self._verdict_prompt(row, width), id=self._option_id(("row", row.key), row)) for row in item.rows]
@@ -388,8 +388,9 @@ class PoliciesTab(CockpitTab):
 
         model = self.model
         body = pi.annotated_yaml(policy, model.window if model else "")
-        page = TextPage(f"{policy.ref.kind} {policy.name} · hits in {model.window if model else ''}", body,
-                        builders.to_yaml(builders.object_for_apply(policy.obj)), f"kcockpit-{policy.ref.namespace or 'cluster'}-{policy.ref.name}")
+        page = TextPage(f"{policy.ref.kind} {policy.name} · hits in {model.window if model else ''}", "",
+                        builders.to_yaml(builders.object_for_apply(policy.obj)), f"kcockpit-{policy.ref.namespace or 'cluster'}-{policy.ref.name}",
+                        yaml=body)
         self.app.push_screen(PolicyTextScreen(page, self.context.export_dir))
 
     def _cluster(self):
@@ -406,7 +407,7 @@ class PoliciesTab(CockpitTab):
             return
         cluster = self._cluster()
         if cluster is not None and self.model is not None:
-            self.notify("replaying the window through the fix…", timeout=2)
+            self.notify("replaying the window through the fix…", timeout=1)
             self._what_if_fix(item, cluster, self.model)
 
     @work(thread=True, exclusive=True, group="policies-whatif")
@@ -435,12 +436,11 @@ class PoliciesTab(CockpitTab):
                 "",
                 "Replayed against the traffic observed (Hubble flows, " + model.window + "):",
                 pi.what_if_text(result, _the(model.window)),
-                proposal.yaml(),
             ])
             meta = (proposal.policy or {}).get("metadata") or {}
             return TextPage(f"What-if: fix {index % len(fixes) + 1}/{len(fixes)} for {row.answer.source} → {row.answer.destination} {row.port_text}",
                             body, fix_document(proposal), f"kcockpit-fix-{proposal.kind}-{meta.get('namespace', 'default')}-{meta.get('name', 'policy')}",
-                            f"fix {index % len(fixes) + 1}/{len(fixes)}" if len(fixes) > 1 else "")
+                            f"fix {index % len(fixes) + 1}/{len(fixes)}" if len(fixes) > 1 else "", proposal.yaml())
 
         first = page(0)
         self.app.call_from_thread(self._push_page, first, page)
@@ -490,7 +490,7 @@ class PoliciesTab(CockpitTab):
             pi.what_if_text(result, _the(model.window)),
         ])
         document = "---\n".join(builders.to_yaml(builders.object_for_apply(p)) for p in policies)
-        self.app.call_from_thread(self._push_page, TextPage(f"What-if: {path}", body, document, "kcockpit-what-if"))
+        self.app.call_from_thread(self._push_page, TextPage(f"What-if: {path}", body, document, "kcockpit-what-if", yaml=document))
 
     def action_advise(self) -> None:
         item = self._selected()
@@ -510,7 +510,7 @@ class PoliciesTab(CockpitTab):
     def _advise(self, workload: str) -> None:
         cluster = self._cluster()
         if cluster is not None and self.model is not None:
-            self.notify(f"advising a least-privilege policy for {workload}…", timeout=2, markup=False)
+            self.notify(f"advising a least-privilege policy for {workload}…", timeout=1, markup=False)
             self._advise_on_thread(workload, cluster, self.model)
 
     @work(thread=True, exclusive=True, group="policies-advise")
@@ -533,9 +533,9 @@ class PoliciesTab(CockpitTab):
             "",
             "What-if of applying the NetworkPolicy, replayed against the same window:",
             pi.what_if_text(result, _the(model.window)),
-            advice.yaml(),
         ])
-        page = TextPage(f"Advise: least-privilege policy for {workload}", body, advice.yaml(), f"kcockpit-advice-{workload.replace('/', '-')}")
+        page = TextPage(f"Advise: least-privilege policy for {workload}", body, advice.yaml(), f"kcockpit-advice-{workload.replace('/', '-')}",
+                        yaml=advice.yaml())
         self.app.call_from_thread(self._push_page, page)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
