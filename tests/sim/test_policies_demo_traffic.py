@@ -61,3 +61,18 @@ def test_the_policies_tab_model_sees_audit_and_not_evaluated_groups_in_the_broke
     assert audit and all(r.answer.check == pi.AGREES and r.policy == f"otel-demo/{KAFKA_AUDIT_POLICY}" for r in audit)
     drift = pi.drift_rows(rows)
     assert any(PROMETHEUS_L7_POLICY in d.reason and d.reason.startswith("not evaluated") for d in drift)
+
+
+def test_in_the_fixed_phase_the_drops_stop_and_the_new_rule_counts_hits() -> None:
+    aggregates = FlowAggregates()
+    aggregates.ingest_raw([r.raw for r in phase_records("fixed", seconds=40)])
+    cluster = Cluster(World.build(SEED).k8s_objects("fixed"))
+    insights = pi.PolicyInsights()
+    rows = insights.verdict_rows(aggregates.policy_groups(None), cluster, 1, 40.0)
+    assert not [r for r in rows if r.group.verdict == "DROPPED" and r.answer.source == "frontend"]
+    view = insights.policy_view(rows, cluster, 1)
+    frontend = next(p for p in view.policies if p.ref.name == "frontend-egress-allow-to-backend")
+    hits = {r.key.label(): r.hits for r in frontend.rules}
+    dns = sum(r.group.flows for r in rows if r.answer.source == "frontend" and r.answer.destination == "kube-dns" and r.group.direction == "egress")
+    assert hits["egress rule 2"] == dns > 0  # the DNS rule of the fix
+    assert hits["egress default deny"] == 0

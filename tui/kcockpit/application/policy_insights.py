@@ -331,6 +331,15 @@ class PolicyInsights:
     def __init__(self) -> None:
         self._generation: object = None
         self._answers: dict[tuple, GroupAnswer] = {}
+        self._selection: tuple[object, Selection] | None = None
+
+    def policy_view(self, rows: Sequence[VerdictRow], cluster: Cluster | None, generation: object) -> PolicyView:
+        """`policy_view` with the pod selection cached per policy-data generation."""
+        if cluster is None:
+            return PolicyView([], [])
+        if self._selection is None or self._selection[0] != generation:
+            self._selection = (generation, selection(cluster))
+        return policy_view(rows, cluster, self._selection[1])
 
     def verdict_rows(
         self, groups: Iterable[PolicyGroup], cluster: Cluster | None, generation: object, span_s: float, no_data_reason: str = ""
@@ -405,17 +414,42 @@ def _selects(ref: PolicyRef, obj: Mapping, pod, cluster: Cluster) -> bool:
         return False
 
 
-def policy_view(rows: Sequence[VerdictRow], cluster: Cluster | None) -> PolicyView:
-    """Each policy with pods selected, flows allowed/denied/audited and every rule's hits;
-    the workloads that no policy selects."""
-    if cluster is None:
-        return PolicyView([], [])
-    policies: dict[PolicyRef, PolicyRow] = {}
+@dataclass(frozen=True)
+class Selection:
+    """Which pods each policy selects and the workloads none selects: depends on the policy
+    data only, so it is computed once per data generation (pods x policies selector checks)."""
+
+    selected: dict[PolicyRef, int]
+    objects: tuple[tuple[PolicyRef, Mapping], ...]
+    unselected: tuple[Unselected, ...]
+
+
+def selection(cluster: Cluster) -> Selection:
+    selected: dict[PolicyRef, int] = {}
     selected_pods: set = set()
-    for ref, obj in policy_objects(cluster):
+    objects = tuple(policy_objects(cluster))
+    for ref, obj in objects:
         pods = [p for p in cluster.pods if not p.host_network and _selects(ref, obj, p, cluster)]
         selected_pods.update(p.key for p in pods)
-        policies[ref] = PolicyRow(ref, obj, len(pods), policy_rules(ref, obj))
+        selected[ref] = len(pods)
+    workloads: dict[str, int] = {}
+    for pod in cluster.pods:
+        if pod.host_network or pod.key in selected_pods:
+            continue
+        name = f"{pod.namespace}/{pod.workload or pod.name}"
+        workloads[name] = workloads.get(name, 0) + 1
+    return Selection(selected, objects, tuple(Unselected(w, n) for w, n in sorted(workloads.items())))
+
+
+def policy_view(rows: Sequence[VerdictRow], cluster: Cluster | None, selected: Selection | None = None) -> PolicyView:
+    """Each policy with pods selected, flows allowed/denied/audited and every rule's hits;
+    the workloads that no policy selects. `selected` is `selection(cluster)`, when cached."""
+    if cluster is None:
+        return PolicyView([], [])
+    selected = selected or selection(cluster)
+    policies: dict[PolicyRef, PolicyRow] = {}
+    for ref, obj in selected.objects:
+        policies[ref] = PolicyRow(ref, obj, selected.selected[ref], policy_rules(ref, obj))
     for row in rows:
         answer = row.answer
         for hit in answer.hits:
@@ -435,14 +469,8 @@ def policy_view(rows: Sequence[VerdictRow], cluster: Cluster | None) -> PolicyVi
                 policy.allowed += row.group.flows
             elif answer.engine_verdict == DENIED:
                 policy.denied += row.group.flows
-    workloads: dict[str, int] = {}
-    for pod in cluster.pods:
-        if pod.host_network or pod.key in selected_pods:
-            continue
-        name = f"{pod.namespace}/{pod.workload or pod.name}"
-        workloads[name] = workloads.get(name, 0) + 1
     ordered = sorted(policies.values(), key=lambda p: (-(p.denied + p.audited), -p.allowed, p.name))
-    return PolicyView(ordered, [Unselected(w, n) for w, n in sorted(workloads.items())])
+    return PolicyView(ordered, list(selected.unselected))
 
 
 # --------------------------------------------------------------------------- drift

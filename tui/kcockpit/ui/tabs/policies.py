@@ -176,7 +176,8 @@ class PoliciesTab(CockpitTab):
         reason = "" if cluster is not None else (data.reason if data is not None else "no policy data in this session")
         rows = self.insights.verdict_rows(groups, cluster, (signature[3], signature[4]), window.span_s, reason)
         label = _window_words(self.window_s)
-        return _Model(signature, rows, pi.policy_view(rows, cluster), pi.drift_rows(rows), label, reason, window.flows)
+        policies = self.insights.policy_view(rows, cluster, (signature[3], signature[4]))
+        return _Model(signature, rows, policies, pi.drift_rows(rows), label, reason, window.flows)
 
     def _computed(self, model: _Model) -> None:
         self.model = model
