@@ -127,3 +127,21 @@ async def test_advise_on_frontend(app) -> None:
         assert pi.ADVICE_SOURCE in text and "verified" in text
         assert "kind: NetworkPolicy" in app.screen.page.document and "frontend-least-privilege" in app.screen.page.document
         assert "NEWLY ALLOWED" in text
+
+
+async def test_without_policy_data_every_group_says_not_evaluated_and_why(tmp_path: Path) -> None:
+    app = policies_app(tmp_path)
+    app.session.integrations = None  # a capture read without --policies or a cluster
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        tab = app.query_one(PoliciesTab)
+        await wait_until(lambda: tab.model is not None and tab.model.rows and tab._drawn is not None, pilot, timeout=30)
+        assert tab.model.reason == "no policy data in this session"
+        assert {r.answer.check for r in tab.model.rows} == {pi.UNEVALUATED}
+        top = tab.model.rows[0]
+        assert top.group.verdict == "DROPPED" and top.policy == f"otel-demo/{FRONTEND_POLICY}"  # Hubble's name still shown
+        await pilot.press("w")  # nothing to replay without policy data: a notice, no screen
+        await pilot.pause()
+        assert app.screen is app.main
+        await pilot.press("d")
+        assert tab.view == "drift" and tab.option_list.option_count > 0

@@ -180,6 +180,8 @@ class PoliciesTab(CockpitTab):
         return _Model(signature, rows, policies, pi.drift_rows(rows), label, reason, window.flows)
 
     def _computed(self, model: _Model) -> None:
+        if self._computing is not None and self._computing != model.signature:
+            return  # a newer computation is under way: this answer is already old
         self.model = model
         self._computing = None
         if self.is_mounted:
