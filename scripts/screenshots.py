@@ -3,7 +3,8 @@
 Runs the cockpit headless on the simulated cluster in its "broken" phase (frontend's DNS
 lookups dropped by the egress policy), saves SVGs of the Flows tab and of the detail of
 a dropped DNS flow, and converts them to PNG with rsvg-convert (Debian: librsvg2-bin).
-Output: screenshots/flows.{svg,png} and screenshots/flow-detail.{svg,png}.
+Output: screenshots/flows.{svg,png}, screenshots/flow-detail.{svg,png} and
+screenshots/policies.{svg,png}.
 """
 
 from __future__ import annotations
@@ -59,6 +60,18 @@ async def capture(out: Path, size: tuple[int, int], seed: int) -> list[Path]:
         await wait_for(lambda: isinstance(app.screen, FlowDetailScreen), pilot)
         await pilot.pause(0.3)
         written.append(Path(app.save_screenshot("flow-detail.svg", str(out))))
+        # --- the Policies tab (broken phase): verdict groups, the DNS drop on top
+        from kcockpit.ui.tabs.policies import PoliciesTab
+
+        await pilot.press("escape", "4")
+        tab = app.tab(PoliciesTab)
+        await wait_for(lambda: tab.model is not None and tab.model.rows and not tab.model.reason, pilot)
+        for _ in range(200):  # kafka's audit verdicts come every few seconds: show one
+            if any(r.group.verdict == "AUDIT" for r in tab.model.rows):
+                break
+            await pilot.pause(0.1)
+        await pilot.pause(0.5)
+        written.append(Path(app.save_screenshot("policies.svg", str(out))))
     return written
 
 

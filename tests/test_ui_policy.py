@@ -74,7 +74,8 @@ async def test_dns_drop_explained_fixed_copied_saved_and_allowed_after_the_fix(t
         feed = app.session.integrations.policy
         await wait_until(lambda: feed.data().cluster is not None, pilot)
         await wait_until(lambda: newest(app, VERDICT_DROPPED) is not None, pilot)
-        await wait_until(lambda: "k8s ✓ 4 policies" in status_text(app), pilot)  # the status bar updates 5 times a second
+        # 5 NetworkPolicies (one in audit mode) and a CiliumNetworkPolicy with an L7 rule (the Policies tab's demo)
+        await wait_until(lambda: "k8s ✓ 6 policies" in status_text(app), pilot)  # the status bar updates 5 times a second
 
         screen = await open_detail(app, pilot, newest(app, VERDICT_DROPPED))
         explanation = screen.explanation

@@ -83,7 +83,7 @@ class DemoCluster:
         from kcockpit.sim.kube_api import start_kube_api, write_kubeconfig
 
         if self.kube_api is None:
-            self.kube_api = start_kube_api(self.world, host, port, phase=self.scenario.phase)
+            self.kube_api = start_kube_api(self.world, host, port, phase=self.scenario.phase, cilium=True)
             self.kube_api.follow(self.scenario)
             self._kubeconfig_dir = tempfile.mkdtemp(prefix="kcockpit-demo-")
             self.kubeconfig = write_kubeconfig(Path(self._kubeconfig_dir) / "kubeconfig", self.kube_api.url)

@@ -43,6 +43,7 @@ from kcockpit.sim.world import (
     CLUSTER_DOMAIN,
     CLUSTER_NAME,
     FRONTEND_POLICY,
+    KAFKA_AUDIT_POLICY,
     RESERVED_HOST,
     RESERVED_KUBE_APISERVER,
     RESERVED_LABELS,
@@ -78,6 +79,7 @@ OBS_TO_ENDPOINT, OBS_TO_PROXY, OBS_TO_STACK, OBS_TO_OVERLAY = 0, 1, 3, 4
 _OBS_ENUM = {0: flow_pb.TO_ENDPOINT, 1: flow_pb.TO_PROXY, 3: flow_pb.TO_STACK, 4: flow_pb.TO_OVERLAY}
 # policy_match_type values
 MATCH_NONE, MATCH_L3_ONLY, MATCH_L3_L4, MATCH_ALL = 0, 1, 2, 4
+AUDITED = "audit"  # a policy decision in audit mode: truthy (let through), reported as AUDIT
 POLICY_DENIED = flow_pb.POLICY_DENIED
 DNS_PROXY_PORT = 37581
 
@@ -484,9 +486,19 @@ class Simulator:
                     ingress = (True, MATCH_L3_L4, ("monitoring/allow-prometheus-scrape",))
                 else:
                     ingress = (False, MATCH_NONE, ("monitoring/default-deny-ingress",))
+            elif server.pod.namespace == "otel-demo" and server.pod.labels.get("app.kubernetes.io/name") == "kafka" and client.is_pod:
+                ingress = self._kafka_audit_decision(client, dport)
             elif not client.is_pod and client.node == server.node:
                 ingress = None  # the local host (kubelet) is always allowed, no verdict event
         return egress, ingress
+
+    @staticmethod
+    def _kafka_audit_decision(client: Peer, dport: int) -> tuple:
+        """world.KAFKA_AUDIT_POLICY in audit mode: what it does not allow is AUDIT, let through."""
+        key = (f"otel-demo/{KAFKA_AUDIT_POLICY}",)
+        if client.pod.labels.get("app.kubernetes.io/name") == "accountingservice" and dport == 9092:
+            return (True, MATCH_L3_L4, key)
+        return (AUDITED, MATCH_NONE, key)
 
     # ---- flow building --------------------------------------------------------------
 
@@ -617,7 +629,11 @@ class Simulator:
         f.policy_match_type = match_type
         f.traffic_direction = flow_pb.EGRESS if side == "egress" else flow_pb.INGRESS
         refs = [self._policy_ref(phase, k) for k in keys]
-        if allowed:
+        if allowed == AUDITED:  # audit mode: would be denied, let through
+            f.verdict = flow_pb.AUDIT
+            f.is_reply.value = False
+            (f.egress_denied_by if side == "egress" else f.ingress_denied_by).extend(refs)
+        elif allowed:
             f.verdict = flow_pb.FORWARDED
             f.is_reply.value = False
             (f.egress_allowed_by if side == "egress" else f.ingress_allowed_by).extend(refs)

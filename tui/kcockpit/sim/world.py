@@ -56,6 +56,8 @@ RESERVED_LABELS = {
     RESERVED_KUBE_APISERVER: ("reserved:kube-apiserver",),
 }
 
+KAFKA_AUDIT_POLICY = "kafka-ingress-from-accounting"  # audit mode (the Policies tab's AUDIT rows)
+PROMETHEUS_L7_POLICY = "prometheus-api-read-only"  # a CiliumNetworkPolicy with an L7 rule
 FRONTEND_POLICY = "frontend-egress-allow-to-backend"
 # The Cilium release the simulated cluster runs: the one whose Hubble API protos/ describes.
 CILIUM_VERSION = "1.19.4"
@@ -658,6 +660,7 @@ class World:
             "services": [self._service_json(s) for s in self.services],
             "endpointslices": [self._endpoint_slice_json(s) for s in self.services],
             "networkpolicies": self.network_policies(phase),
+            "ciliumnetworkpolicies": self.cilium_policies(phase),
         }
 
     def _metadata(self, name: str, uid: str, namespace: str | None = None, **extra) -> dict:
@@ -869,10 +872,48 @@ class World:
         """The NetworkPolicies in force during `phase`, as the API server returns them."""
         if phase not in PHASES:
             raise ValueError(f"unknown scenario phase {phase!r}: expected one of {', '.join(PHASES)}")
-        policies = self._monitoring_policies()
+        policies = self._monitoring_policies() + [self._kafka_audit_policy()]
         if phase in ("broken", "fixed"):
             policies.append(self._frontend_policy(fixed=phase == "fixed"))
         return policies
+
+    # ---- Policies tab: an audit-mode policy and an L7 rule (every phase) ------------------
+
+    def _kafka_audit_policy(self) -> dict:
+        """Only accountingservice may consume from kafka; kafka's endpoint runs in policy audit
+        mode (PolicyAuditMode=Enabled), so the other clients' connections (checkout, fraud detection) are AUDIT
+        verdicts ("would be dropped in enforce mode") and still go through."""
+        spec = {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "kafka"}},
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "accountingservice"}}}],
+                    "ports": [{"protocol": "TCP", "port": 9092}],
+                }
+            ],
+        }
+        policy = self._policy("otel-demo", KAFKA_AUDIT_POLICY, spec)
+        policy["metadata"]["annotations"] = {"kcockpit.io/demo": "kafka's endpoint runs in policy audit mode: denials are AUDIT, not enforced"}
+        return policy
+
+    def cilium_policies(self, phase: str) -> list[dict]:
+        """The CiliumNetworkPolicies (every phase): Grafana may only read Prometheus's HTTP API,
+        an L7 rule that kcockpit's engine reports as not evaluated."""
+        if phase not in PHASES:
+            raise ValueError(f"unknown scenario phase {phase!r}: expected one of {', '.join(PHASES)}")
+        uid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"sim/{self.seed}/monitoring/{PROMETHEUS_L7_POLICY}"))
+        meta = self._metadata(PROMETHEUS_L7_POLICY, uid, "monitoring")
+        meta["generation"] = 1
+        spec = {
+            "endpointSelector": {"matchLabels": {"app": "prometheus"}},
+            "ingress": [
+                {
+                    "fromEndpoints": [{"matchLabels": {"app.kubernetes.io/name": "grafana"}}],
+                    "toPorts": [{"ports": [{"port": "9090", "protocol": "TCP"}], "rules": {"http": [{"method": "GET", "path": "/api/v1/.*"}]}}],
+                }
+            ],
+        }
+        return [{"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": meta, "spec": spec}]
 
     def _policy(self, namespace: str, name: str, spec: dict, generation: int = 1) -> dict:
         uid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"sim/{self.seed}/{namespace}/{name}"))
