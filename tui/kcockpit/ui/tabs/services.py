@@ -42,7 +42,7 @@ SERVICES_LEGEND: Legend = (
     ("P95 · SEEN", "95th percentile HTTP latency; how long ago the edge's last flow was seen."),
     (MARK_BAD, f"an unhealthy edge (red): more than {DROP_THRESHOLD:.0%} of its flows dropped or more than "
                f"{ERROR_THRESHOLD:.0%} 5xx."),
-    (MARK_BACKREF, "a workload shown in full elsewhere in the tree (cycles never recurse)."),
+    (MARK_BACKREF, "before a name: a workload shown in full elsewhere in the tree (cycles never recurse)."),
     (f"{MARK_FOLDED} ▾", "folded / unfolded: space, ←/→."),
     ("ns/", "dim: the namespace, shown only when it differs from the parent's."),
     ("signals", "the selected workload as a server; every number says its source: prometheus (the Hubble "
@@ -71,14 +71,15 @@ class ServicesTab(CockpitTab):
     ServicesTab.-wide #svc-body { layout: horizontal; }
     ServicesTab #svc-tree { height: 1fr; width: 1fr; }
     ServicesTab #svc-signals { height: auto; max-height: 9; width: 1fr; border-top: solid $primary-muted; padding: 0 1; }
-    ServicesTab.-wide #svc-signals { height: 1fr; max-height: 100%; width: 46; border-top: none; border-left: solid $primary-muted; }
+    ServicesTab.-wide #svc-signals { height: 1fr; max-height: 100%; width: 38; border-top: none; border-left: solid $primary-muted; }
     ServicesTab #svc-signals.-hidden { display: none; }
     ServicesTab .sig-row { height: 1; layout: horizontal; }
     ServicesTab.-wide .sig-row { height: 2; layout: vertical; }
     ServicesTab .sig-text { width: 1fr; height: 1; }
     ServicesTab .sig-row Sparkline { width: 18; height: 1; }
     ServicesTab.-wide .sig-row Sparkline { width: 1fr; }
-    ServicesTab #sig-title { height: 1; text-style: bold; }
+    ServicesTab #sig-title { height: 1; text-style: bold; text-wrap: nowrap; text-overflow: ellipsis; }
+    ServicesTab.-wide #sig-title { height: auto; text-wrap: wrap; margin-bottom: 1; }
     ServicesTab #sig-rest { height: auto; text-wrap: nowrap; text-overflow: ellipsis; }
     ServicesTab .sig-text { text-wrap: nowrap; text-overflow: ellipsis; }
     ServicesTab #svc-find { dock: bottom; display: none; height: 1; border: none; padding: 0 1; }

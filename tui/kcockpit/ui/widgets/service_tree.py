@@ -236,7 +236,7 @@ class ServiceTreeView(ScrollView, can_focus=True, inherit_bindings=False):
         node, edge = row.node, row.node.edge
         name_w, drops_w = layout(width)
         bad = node.unhealthy
-        fold = MARK_FOLDED if row.collapsed else MARK_OPEN if node.children else " "
+        fold = MARK_FOLDED if row.collapsed else MARK_OPEN if node.children else MARK_BACKREF if node.backref else " "
         parent_ns = row.parent.endpoint.namespace if row.parent is not None else None
         endpoint = node.endpoint
         namespace = endpoint.namespace
@@ -245,8 +245,6 @@ class ServiceTreeView(ScrollView, can_focus=True, inherit_bindings=False):
         if endpoint.detail:
             name = f"{name} {endpoint.detail}"
         suffix = ""
-        if node.backref:
-            suffix = f" {MARK_BACKREF}"
         if row.parent is None and node.entry in ("world", "ingress", "world/ingress"):
             suffix += f" ← {node.entry}"
         elif row.parent is None and node.entry == "callee":
