@@ -95,6 +95,7 @@ class ServiceTreeView(ScrollView, can_focus=True, inherit_bindings=False):
         self.filter_text = ""
         self._strips: dict[tuple, Strip] = {}
         self.renders = 0  # rows drawn (not served from the cache): the benchmark reads it
+        self.chosen = False  # the user moved the selection: live updates follow that node, else stay on top
 
     # --- feeding -------------------------------------------------------------------------
 
@@ -107,7 +108,7 @@ class ServiceTreeView(ScrollView, can_focus=True, inherit_bindings=False):
         """Replace the rows; the selection stays on the same node (by path) or, if it is gone,
         at the same index; the scroll offset stays unless the selection would leave the view."""
         previous = self.selected
-        wanted = keep if keep is not None else (previous.node.key if previous is not None else None)
+        wanted = keep if keep is not None else (previous.node.key if previous is not None and self.chosen else None)
         old_index = self.cursor
         self.rows = rows
         self.now_s, self.span_s, self.filter_text = now_s, span_s, filter_text
@@ -121,8 +122,9 @@ class ServiceTreeView(ScrollView, can_focus=True, inherit_bindings=False):
                     if index >= 0:
                         break
         if index < 0:
-            index = min(max(old_index, 0), len(rows) - 1)
-        moved = (self.selected.node.key if self.selected else None) != wanted if index >= 0 else previous is not None
+            index = min(max(old_index if self.chosen else 0, 0), len(rows) - 1)
+        new_key = rows[index].node.key if index >= 0 else None
+        moved = new_key != (previous.node.key if previous is not None else None)
         self.cursor = index
         self.virtual_size = Size(self.size.width, len(rows) + 1)
         if keep is not None:
@@ -162,6 +164,7 @@ class ServiceTreeView(ScrollView, can_focus=True, inherit_bindings=False):
     def move_to(self, index: int) -> None:
         if not self.rows:
             return
+        self.chosen = True
         index = max(0, min(len(self.rows) - 1, index))
         if index != self.cursor:
             self.cursor = index
