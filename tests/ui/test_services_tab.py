@@ -147,7 +147,7 @@ async def test_keys_fold_find_sort_and_the_panel_says_its_source(app) -> None:
         await pilot.pause()
         assert tab.name_filter == ""
         tab.tree_view.move_to(_index(tab, "otel-demo/loadgenerator", "otel-demo/frontend", 8080))
-        await pilot.pause()
+        await wait_until(lambda: "otel-demo/frontend" in str(tab.query_one("#sig-title").render()), pilot)
         title = str(tab.query_one("#sig-title").render())
         assert "otel-demo/frontend" in title and "source: flows" in title
         rest = str(tab.query_one("#sig-rest").render())

@@ -26,6 +26,7 @@ def _show(select: tuple[str, str] | None = None, keys: tuple[str, ...] = (), pro
             index = next(i for i, row in enumerate(tab.tree_view.rows)
                          if row.parent is not None and (row.parent.endpoint.name, row.node.endpoint.name) == select)
             tab.tree_view.move_to(index)
+            tab._update_signals()
         if prometheus:
             tab._prometheus = canned_prometheus()
             tab._update_signals()

@@ -184,7 +184,11 @@ def build_tree(edges: Iterable[ServiceEdge], span_s: float = 60.0, *, sort: str 
         return made
 
     expanded: set[Endpoint] = set()
-    _expand(roots, children_of, expanded)
+
+    def has_children(endpoint: Endpoint) -> bool:
+        return bool(calls.get(endpoint))
+
+    _expand(roots, children_of, expanded, has_children)
     # Whatever no root reached (a cycle of workloads called only by each other): its busiest
     # client becomes a root, until every client has been shown.
     while True:
@@ -194,13 +198,13 @@ def build_tree(edges: Iterable[ServiceEdge], span_s: float = 60.0, *, sort: str 
         start = min(left, key=lambda c: (-sum(e.flows for e in calls[c]), c))
         cycle_root = TreeNode(start, 0, "", None, ((start.name, start.detail, 0, ""),), entry="cycle")
         roots.append(cycle_root)
-        _expand([cycle_root], children_of, expanded)
-    _expand(extra, children_of, expanded, mark_callers=False)
+        _expand([cycle_root], children_of, expanded, has_children)
+    _expand(extra, children_of, expanded, has_children)
     roots.extend(extra)
     return ServiceTree(roots, False, span_s, len(edges))
 
 
-def _expand(roots: list[TreeNode], children_of, expanded: set[Endpoint], mark_callers: bool = True) -> None:
+def _expand(roots: list[TreeNode], children_of, expanded: set[Endpoint], has_children) -> None:
     """Breadth first: each endpoint's children hang under its first (shallowest) occurrence;
     later occurrences that would have children are back-references."""
     queue = list(roots)
@@ -209,7 +213,7 @@ def _expand(roots: list[TreeNode], children_of, expanded: set[Endpoint], mark_ca
         node = queue[index]
         index += 1
         if node.endpoint in expanded:
-            node.backref = bool(children_of(node))
+            node.backref = has_children(node.endpoint)
             continue
         expanded.add(node.endpoint)
         node.children = children_of(node)
@@ -234,7 +238,7 @@ def _inverted(edges: list[ServiceEdge], span_s: float, sort: str, target: str) -
         return made
 
     root = TreeNode(root_endpoint, 0, "", None, (("<-", root_endpoint.name, 0, ""),), entry="callee")
-    _expand([root], children_of, set())
+    _expand([root], children_of, set(), lambda endpoint: bool(callers.get(endpoint)))
     return ServiceTree([root], True, span_s, len(edges))
 
 

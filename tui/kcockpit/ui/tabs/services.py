@@ -105,6 +105,8 @@ class ServicesTab(CockpitTab):
         self._prometheus_busy = False
         self._prometheus_cache: dict = {}
         self.refreshes = 0  # tree rebuilds: the benchmark reads it
+        self._signals_stale = False
+        self._by_endpoint: dict = {}  # endpoint -> its edges (as client or server) in the window
         self.tree_view = ServiceTreeView(id="svc-tree")
 
     def compose(self) -> ComposeResult:
@@ -141,6 +143,8 @@ class ServicesTab(CockpitTab):
         if state != self._drawn:
             self._drawn = state
             self._rebuild(now_s)
+        elif self._signals_stale:
+            self._update_signals()
         self._maybe_fetch_prometheus()
 
     def legend(self) -> Legend:
@@ -160,6 +164,11 @@ class ServicesTab(CockpitTab):
         window = aggregates.window(self.window_s, now_s)
         self._span_s = window.span_s
         self._edges = aggregates.services(self.window_s, now_s)
+        self._by_endpoint = {}
+        for edge in self._edges:
+            self._by_endpoint.setdefault(edge.client, []).append(edge)
+            if edge.server != edge.client:
+                self._by_endpoint.setdefault(edge.server, []).append(edge)
         self.service_tree = build_tree(self._edges, self._span_s, sort=self.sort, invert=self.invert_target)
         fresh = default_collapsed(self.service_tree) - self._folded_by_default
         self.collapsed |= fresh
@@ -276,7 +285,7 @@ class ServicesTab(CockpitTab):
 
     def on_service_tree_view_moved(self, event: ServiceTreeView.Moved) -> None:
         event.stop()
-        self._update_signals()
+        self._signals_stale = True  # drawn by the next refresh (4 Hz): moving stays instant
 
     def on_service_tree_view_opened(self, event: ServiceTreeView.Opened) -> None:
         event.stop()
@@ -306,13 +315,14 @@ class ServicesTab(CockpitTab):
         return integrations.prometheus if integrations is not None else None
 
     def _update_signals(self) -> None:
+        self._signals_stale = False
         aggregates = self.session.aggregates
         workload = self._selected_workload()
         if aggregates is None or workload is None or self.query_one("#svc-signals").has_class("-hidden"):
             self._paint_signals(None, "")
             return
         label = window_label(self.window_s)
-        flows = flow_signals(aggregates, self._edges, workload, self.window_s, self._now_s, self._span_s, label)
+        flows = flow_signals(aggregates, self._by_endpoint.get(workload, []), workload, self.window_s, self._now_s, self._span_s, label)
         why = self._prometheus_problem()
         prometheus = self._prometheus
         if prometheus is not None and prometheus.workload == workload.name and prometheus.window == label:

@@ -200,6 +200,12 @@ class ServiceTreeView(ScrollView, can_focus=True, inherit_bindings=False):
         if self.selected is not None:
             self.post_message(self.Opened(self.selected))
 
+    def on_focus(self) -> None:
+        self.invalidate()  # the cursor's colours depend on focus
+
+    def on_blur(self) -> None:
+        self.invalidate()
+
     def on_click(self, event) -> None:
         index = round(self.scroll_y) + event.y - 1
         if 0 <= index < len(self.rows):
