@@ -61,6 +61,7 @@ async def test_enter_opens_flows_filtered_to_the_edge_and_esc_comes_back_to_the_
         index = _index(tab, "otel-demo/frontend", "kube-system/coredns", 53)
         tab.tree_view.move_to(index)
         await pilot.pause()
+        scroll = tab.tree_view.scroll_y
         edge = tab.tree_view.selected.node.edge
         await pilot.press("enter")
         flows_tab = flows(app)
@@ -75,6 +76,7 @@ async def test_enter_opens_flows_filtered_to_the_edge_and_esc_comes_back_to_the_
         await pilot.press("escape")
         await wait_until(lambda: app.current_tab is tab, pilot)
         assert tab.tree_view.cursor == index and tab.tree_view.selected.node.edge.server.name == "kube-system/coredns"
+        assert tab.tree_view.scroll_y == scroll
         assert tab.tree_view.has_focus
 
 

@@ -146,13 +146,15 @@ class ServiceTreeView(ScrollView, can_focus=True, inherit_bindings=False):
         return max(1, self.scrollable_content_region.height - 1)
 
     def _keep_cursor_in_view(self) -> None:
-        if self.cursor < 0:
-            return
+        if self.cursor < 0 or self.scrollable_content_region.height < 2:
+            return  # hidden (another tab is shown) or not laid out yet: the scroll stays
         top = round(self.scroll_y)
         if self.cursor < top or self.cursor >= top + self._body_height():
             self._scroll_to_cursor()
 
     def _scroll_to_cursor(self) -> None:
+        if self.scrollable_content_region.height < 2:
+            return
         top = round(self.scroll_y)
         height = self._body_height()
         if self.cursor < top:
