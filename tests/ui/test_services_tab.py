@@ -107,7 +107,7 @@ async def test_t_cycles_the_window_and_the_tree_follows(app) -> None:
             assert tab.window_s == expected
             assert tab._drawn[1] == expected
         head = str(tab.query_one("#svc-head").render())
-        assert "1m" in head
+        assert "last 1m" in head
 
 
 async def test_live_update_keeps_the_selection_and_the_scroll(app) -> None:

@@ -177,9 +177,10 @@ class ServicesTab(CockpitTab):
         self._redraw_rows(keep)
         what = f"who calls {self.invert_target}? (r/esc: back)" if self.invert_target else f"{len(self._edges)} edges"
         found = f" · find “{printable(self.name_filter)}”" if self.name_filter else ""
+        span = "since start" if self.window_s is None else f"last {window.label}"
         self._head(Content.assemble(
-            ("Services ", "bold"), (f"{window.label} ", "bold"),
-            f"· {what} · {window.flows:,} flows · sort {self.sort} · {window.scope}{found}",
+            ("Services", "bold"), " · from flows, ", (span, "bold"),
+            f" · {what} · {window.flows:,} flows · sort {self.sort} · {window.scope}{found}",
         ))
         self._update_signals()
 
@@ -247,6 +248,7 @@ class ServicesTab(CockpitTab):
     def action_toggle_signals(self) -> None:
         panel = self.query_one("#svc-signals")
         panel.toggle_class("-hidden")
+        self._update_signals()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "svc-find":
