@@ -3,8 +3,9 @@
 Runs the cockpit headless on the simulated cluster in its "broken" phase (frontend's DNS
 lookups dropped by the egress policy), saves SVGs of the Flows tab and of the detail of
 a dropped DNS flow, and converts them to PNG with rsvg-convert (Debian: librsvg2-bin).
-Output: screenshots/flows.{svg,png}, screenshots/flow-detail.{svg,png} and
-screenshots/policies.{svg,png}.
+Output: screenshots/flows.{svg,png}, screenshots/flow-detail.{svg,png},
+screenshots/policies.{svg,png}, and the Services tab after healthy then broken,
+screenshots/services.{svg,png} (`--services`: only that one).
 """
 
 from __future__ import annotations
@@ -75,6 +76,32 @@ async def capture(out: Path, size: tuple[int, int], seed: int) -> list[Path]:
     return written
 
 
+# --- the Services tab (screenshots/services.{svg,png}) ------------------------------------
+
+
+async def capture_services(out: Path, size: tuple[int, int], seed: int) -> list[Path]:
+    """The Services tab after 15 s healthy then 25 s broken: loadgenerator -> frontend red
+    with 5xx, frontend's DNS dropped (POLICY_DENIED), its backend calls stopped."""
+    from kcockpit.ui.tabs.services import ServicesTab
+
+    cluster = DemoCluster(seed=seed, rate=300, scenario="healthy")
+    session = DemoSession(cluster, FlowStore(100_000), services=True, start_prometheus=False)
+    app = CockpitApp(session)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(lambda: app.session.state().state == "live", pilot)
+        await pilot.pause(15)
+        session.demo.set_phase("broken")
+        await pilot.pause(25)
+        await pilot.press("2")
+        tab = app.tab(ServicesTab)
+        await wait_for(lambda: bool(tab.tree_view.rows), pilot)
+        rows = tab.tree_view.rows
+        frontend = next(i for i, r in enumerate(rows) if r.parent is not None and r.node.endpoint.name == "otel-demo/frontend")
+        tab.tree_view.move_to(frontend)
+        await pilot.pause(1.0)
+        return [Path(app.save_screenshot("services.svg", str(out)))]
+
+
 def svg_to_png(svg: Path, png: Path) -> None:
     """rsvg-convert collapses the leading no-break spaces Textual indents with (YAML and
     labels lost their indentation); plain spaces under xml:space="preserve" keep it."""
@@ -89,12 +116,15 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=120)
     parser.add_argument("--height", type=int, default=36)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--services", action="store_true", help="only the Services tab's screenshot")
     args = parser.parse_args()
     if shutil.which("rsvg-convert") is None:
         print("screenshots: rsvg-convert not found (Debian: apt-get install librsvg2-bin)", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    for svg in asyncio.run(capture(args.out, (args.width, args.height), args.seed)):
+    shots = [] if args.services else asyncio.run(capture(args.out, (args.width, args.height), args.seed))
+    shots += asyncio.run(capture_services(args.out, (args.width, args.height), args.seed))
+    for svg in shots:
         png = svg.with_suffix(".png")
         svg_to_png(svg, png)
         print(f"wrote {svg.relative_to(ROOT)} and {png.relative_to(ROOT)}")

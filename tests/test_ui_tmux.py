@@ -94,7 +94,7 @@ def test_demo_in_a_real_terminal(terminal: Terminal) -> None:
     assert terminal.flag("alternate_on") == "1"
 
     terminal.keys("2")
-    terminal.wait_for("Services — coming soon")
+    terminal.wait_for("ENDPOINT")  # the Services tab's tree
     terminal.keys("1")
     terminal.wait_for("VERDICT")
 

@@ -65,6 +65,7 @@ async def test_verdict_key_does_nothing_outside_the_flows_tab(app: CockpitApp, t
         assert not tab.filter_bar.input.has_focus
         assert not list(tmp_path.glob("kcockpit-flows-*.json"))  # nothing exported
         assert app.main.query_one("#tabs").current == "services"
+        await pilot.press("escape")  # `/` is the Services tab's own find: its input has focus
         await pilot.press("1", "v")
         await pilot.pause()
         assert tab.filter_state.text == "verdict=forwarded"  # the same key on its own tab
