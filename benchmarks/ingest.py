@@ -111,7 +111,9 @@ async def run(args: argparse.Namespace) -> dict:
     counted_rate = None
     if feed is not None:
         deadline = time.perf_counter() + 120
-        while feed.aggregates.flows < stream.flows_received and time.perf_counter() < deadline:
+        # Everything stored is shipped (or counted as missed: evicted before the tap got it).
+        while (feed.aggregates.flows < feed.shipped or feed.shipped + feed.missed < store.received) \
+                and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)
         counted_elapsed = time.perf_counter() - started
         counted = feed.aggregates.flows
@@ -125,6 +127,7 @@ async def run(args: argparse.Namespace) -> dict:
     rate = received / elapsed if elapsed else 0.0
     return {
         "counted": counted if feed is not None else None,
+        "missed": feed.missed if feed is not None else 0,
         "counted_rate": counted_rate,
         "stored_rate": rate,
         "received": received,
@@ -196,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if result["counted_rate"] is not None:
         print(f"stored {result['stored_rate']:.0f} flows/s; aggregates counted {result['counted']} flows, "
-              f"{result['counted_rate']:.0f} flows/s (child process, from the start)")
+              f"{result['counted_rate']:.0f} flows/s (child process, from the start)"
+              + (f"; {result['missed']} evicted before they were counted (raise --capacity)" if result["missed"] else ""))
     print(f"ingest: {result['rate']:.0f} flows/s")
     return 0
 

@@ -131,6 +131,7 @@ class StreamFeed(AggregateFeed):
         self.restarts = 0
         self.detached = False
         self.shipped = 0  # flows sent to the child
+        self.missed = 0  # flows the store evicted before the tap could ship them
         self._mark = store.received  # the store's flows before us are history the child is not sent
         self._shipped_newest_ns = 0
         self._stopping = threading.Event()
@@ -234,6 +235,7 @@ class StreamFeed(AggregateFeed):
     def _ship(self) -> None:
         """Send the child what the store received since the last call, in large batches."""
         records, mark = self.store.since(self._mark)
+        self.missed += max(0, (mark - self._mark) - len(records))
         if not records:
             self._mark = mark
             return
@@ -244,7 +246,8 @@ class StreamFeed(AggregateFeed):
                 batch = records[start:start + TAP_BATCH]
                 lengths = array("I", [len(r.raw) for r in batch])
                 if not self._send(("flows", (lengths.tobytes(), b"".join(r.raw for r in batch)))):
-                    return  # no child right now: these flows wait in the store for the next one
+                    self._mark = mark - len(records) + start  # the rest waits in the store for the next child
+                    return
                 self.shipped += len(batch)
                 self._shipped_newest_ns = max(self._shipped_newest_ns, batch[-1].time_ns)
             self._mark = mark
