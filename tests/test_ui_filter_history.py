@@ -21,9 +21,10 @@ async def test_esc_clears_the_filter_says_so_and_up_brings_it_back(capture: Path
 
         await pilot.press("escape")  # on the flow list: clears the filter
         await wait_until(lambda: flows(app).filter_state.text == "" and len(flows(app).table.rows) == 120, pilot)
-        await wait_until(lambda: any(n.title == "Filter cleared" for n in app._notifications), pilot)
-        note = next(n for n in app._notifications if n.title == "Filter cleared")
-        assert note.message == f"{long_filter}\n/ then ↑ brings it back"
+        # One line on the footer's row (see test_notices): title, what was cleared, how to get it back.
+        await wait_until(lambda: any(n.message.startswith("Filter cleared: ") for n in app._notifications), pilot)
+        note = next(n for n in app._notifications if n.message.startswith("Filter cleared: "))
+        assert note.message == f"Filter cleared: {long_filter} · / then ↑ brings it back"
 
         await pilot.press("slash", *"dns")  # a draft, then browse the history
         await pilot.press("up")

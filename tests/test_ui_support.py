@@ -347,4 +347,4 @@ def test_verdict_and_namespace_terms_rewrite_the_filter_text() -> None:
     state = compile_filter("ns=otel-demo verdict=dropped")
     assert state.verdict == "DROPPED" and state.namespace == "otel-demo" and not state.error
     bad = compile_filter("verdict=nope")
-    assert bad.error.startswith("✗ unknown verdict 'nope'") and bad.matcher is None
+    assert bad.error.startswith("✗ column 1: unknown verdict 'nope'") and bad.matcher is None
