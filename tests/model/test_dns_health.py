@@ -237,3 +237,35 @@ def test_one_unanswered_lookup_is_not_yet_a_verdict(answered: int) -> None:
     health = dns_health(result.dns_rows(None, NOW))
     assert health.healthy  # 1 of 20 unanswered is below the minimum of 2
     assert health.healthy_line.startswith(f"✓ DNS healthy: {answered / 20:.1%} answered".replace("100.0%", "100%"))
+
+
+def test_with_the_edges_series_the_5xx_is_compared_before_and_since_dns_failed() -> None:
+    flows = []
+    for i in range(10):  # 10 good answers by the frontend before its DNS broke (t=5..5.9)
+        flows.append(flow(5 + i * 0.1, FRONTEND, LOADGEN, sport=8080, dport=53000 + i, event=129, reply=True,
+                          direction="ingress", l7=http_response(200, 5)))
+    for i in range(3):  # from t=30 its lookups are dropped
+        flows.append(flow(30 + i, FRONTEND, COREDNS, sport=51000 + i, dport=53, proto="UDP", verdict="DROPPED", event=5,
+                          denied_by=[DENY]))
+    for i in range(5):  # then 4 of its 5 answers are 500 (t=40..)
+        flows.append(flow(40 + i * 0.1, FRONTEND, LOADGEN, sport=8080, dport=54000 + i, event=129, reply=True,
+                          direction="ingress", l7=http_response(500 if i < 4 else 200, 5)))
+    result = aggregates(*flows)
+    now = T0 + 45
+    edges = result.services(60, now)
+    series = lambda edge: result.edge_series((edge.client, edge.server, edge.port, edge.protocol), 60, now)  # noqa: E731
+    (verdict,) = dns_health(result.dns_rows(60, now), edges, series=series).verdicts
+    assert verdict.correlation == "its 5xx rose from 0% to 80% at the same time"
+    # Without the series only the window's totals are known: 4 of 15 responses.
+    (verdict,) = dns_health(result.dns_rows(60, now), edges).verdicts
+    assert verdict.correlation == "its HTTP 5xx is 27% of 15 responses in the same 1m"
+
+
+def test_a_verdict_whose_failures_stopped_says_so() -> None:
+    flows = [flow(30 + i, FRONTEND, COREDNS, sport=51000 + i, dport=53, proto="UDP", verdict="DROPPED", event=5, denied_by=[DENY])
+             for i in range(3)]  # the last drop at t=32
+    rows = aggregates(*flows).dns_rows(None, NOW)
+    (verdict,) = dns_health(rows, now_s=T0 + 40).verdicts
+    assert verdict.quiet_s is None  # 8 s: not yet
+    (verdict,) = dns_health(rows, now_s=T0 + 55).verdicts
+    assert verdict.quiet_s == 23 and verdict.line.endswith(" — it was DNS (none for 23 s: recovering?)")

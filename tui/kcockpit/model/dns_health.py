@@ -41,6 +41,7 @@ SLOW_MIN_ANSWERS = 5
 UNANSWERED_MIN, UNANSWERED_RATIO = 2, 0.05
 NXDOMAIN_MIN, NXDOMAIN_RATIO = 2, 0.05
 DNS_PORT = 53
+QUIET_AFTER_S = 10  # a verdict whose failures stopped this long ago says so
 BEFORE_PROXY = "(dropped before the DNS proxy: query unknown)"
 
 # Verdict kinds, worst first.
@@ -117,12 +118,18 @@ class DnsName:
 
 @dataclass(frozen=True, slots=True)
 class Correlation:
-    """What else went wrong for the same workload in the window (from the service edges)."""
+    """What else went wrong for the same workload in the window (from the service edges).
+    With per-second series, its HTTP responses are split at the moment its DNS started
+    failing: `before_*` and `since_*` (else only the window's totals are known)."""
 
-    http_responses: int = 0  # served by the workload
+    http_responses: int = 0  # served by the workload, in the window
     http_errors: int = 0  # 5xx among them
     calls: int = 0  # flows of its own calls (DNS left out)
     calls_dropped: int = 0
+    before_responses: int = 0
+    before_errors: int = 0
+    since_responses: int = 0
+    since_errors: int = 0
 
     @property
     def error_ratio(self) -> float:
@@ -130,11 +137,22 @@ class Correlation:
 
     def text(self, window: str) -> str:
         parts = []
-        if self.http_errors:
+        if self.since_errors and self.since_responses:
+            since = self.since_errors / self.since_responses
+            before = self.before_errors / self.before_responses if self.before_responses else None
+            if before is not None and since > before:
+                parts.append(f"its 5xx rose from {_pct(before)} to {_pct(since)} at the same time")
+            else:
+                parts.append(f"its 5xx is {_pct(since)} of {self.since_responses:,} responses since then")
+        elif self.http_errors:
             parts.append(f"its HTTP 5xx is {_pct(self.error_ratio)} of {self.http_responses:,} responses in the same {window}")
         if self.calls_dropped:
             parts.append(f"{self.calls_dropped:,} of its calls dropped")
         return "; ".join(parts)
+
+
+# The per-second cells of one edge over the window: (start second, EdgeCell), oldest first.
+EdgeSeries = Callable[[ServiceEdge], "list[tuple[int, object]]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +169,13 @@ class Verdict:
     sample: bytes | None = field(default=None, repr=False)
     correlation: str = ""  # "its HTTP 5xx is 38% ..." or ""
     others: tuple[str, ...] = ()  # the other failing kinds of the same client
+    quiet_s: int | None = None  # seconds since the last failing lookup, when over QUIET_AFTER_S
 
     @property
     def line(self) -> str:
         tail = f"; {self.correlation}" if self.correlation else ""
-        return f"✗ {self.client}: {self.text}{tail}"
+        quiet = f" (none for {self.quiet_s} s: recovering?)" if self.quiet_s is not None else ""
+        return f"✗ {self.client}: {self.text}{tail}{quiet}"
 
     @property
     def severity(self) -> int:
@@ -290,16 +310,56 @@ def fold_names(rows: Iterable[DnsRow], *, fold: bool = True, domain: str | None 
 # --------------------------------------------------------------------------- verdicts
 
 
-def correlation_of(client: Endpoint, edges: Iterable[ServiceEdge]) -> Correlation:
+def correlation_of(client: Endpoint, edges: Iterable[ServiceEdge], since_s: int | None = None,
+                   series: EdgeSeries | None = None) -> Correlation:
+    """The client's HTTP 5xx (as a server) and dropped calls (as a client) in the window;
+    with `series` and `since_s`, its responses split before / since that second."""
     responses = errors = calls = dropped = 0
+    before = [0, 0]
+    since = [0, 0]
     for edge in edges:
         if edge.server == client and edge.responses:
             responses += edge.responses
             errors += edge.errors
+            if series is not None and since_s is not None:
+                for second, cell in series(edge):
+                    if edge.reporter == "server":
+                        n, e = cell.server_responses, cell.server_errors
+                    else:
+                        n, e = cell.client_responses, cell.client_errors
+                    side = since if second >= since_s else before
+                    side[0] += n
+                    side[1] += e
         if edge.client == client and edge.port != DNS_PORT:
             calls += edge.flows
             dropped += edge.dropped
-    return Correlation(responses, errors, calls, dropped)
+    return Correlation(responses, errors, calls, dropped, before[0], before[1], since[0], since[1])
+
+
+def _failing(verdict: Verdict, names: list[DnsName]) -> list[DnsName]:
+    failing = {
+        DROPPED: lambda n: n.dropped,
+        UNANSWERED: lambda n: n.unanswered,
+        SERVFAIL: lambda n: n.rcode("SERVFAIL") + n.rcode("REFUSED"),
+        NXDOMAIN: lambda n: n.rcode("NXDOMAIN"),
+    }.get(verdict.kind)
+    return [n for n in names if failing(n)] if failing is not None else names
+
+
+def _failing_since_s(verdict: Verdict, names: list[DnsName]) -> int | None:
+    """The first second of the window in which the verdict's failure shows."""
+    starts = [n.first_ns for n in _failing(verdict, names) if n.first_ns]
+    return min(starts) // 1_000_000_000 if starts else None
+
+
+def _quiet_s(verdict: Verdict, names: list[DnsName], now_s: int | None) -> int | None:
+    """Seconds since the verdict's last failing lookup, when that is over QUIET_AFTER_S (the
+    names' last lookup stands for it: a name fails as a whole in these rules)."""
+    ends = [n.last_ns for n in _failing(verdict, names) if n.last_ns]
+    if now_s is None or not ends:
+        return None
+    quiet = now_s - max(ends) // 1_000_000_000
+    return quiet if quiet > QUIET_AFTER_S else None
 
 
 def _top_policy(names: list[DnsName]) -> tuple[str, int, bytes | None]:
@@ -401,8 +461,10 @@ def client_verdict(client: Endpoint, names: list[DnsName], *, window: str, expla
 
 
 def dns_health(rows: Iterable[DnsRow], edges: Iterable[ServiceEdge] = (), *, fold: bool = True, window: str = "1m",
-               explain_policy: PolicyLookup | None = None, slow_p95_ms: float = SLOW_P95_MS) -> DnsHealth:
-    """Everything the DNS tab shows for one window (see the module docstring)."""
+               explain_policy: PolicyLookup | None = None, slow_p95_ms: float = SLOW_P95_MS,
+               series: EdgeSeries | None = None, now_s: int | None = None) -> DnsHealth:
+    """Everything the DNS tab shows for one window (see the module docstring). `series`
+    (the aggregates' edge_series for the window) lets the correlation say "rose from ... to"."""
     rows = list(rows)
     edges = list(edges)
     domain = cluster_domain(r.query for r in rows)
@@ -415,9 +477,9 @@ def dns_health(rows: Iterable[DnsRow], edges: Iterable[ServiceEdge] = (), *, fol
     for client, names in by_client.items():
         verdict = client_verdict(client, names, window=window, explain_policy=explain_policy, slow_p95_ms=slow_p95_ms)
         if verdict is not None:
-            correlation = correlation_of(client, edges).text(window)
-            if correlation:
-                verdict = _with_correlation(verdict, correlation)
+            since_s = _failing_since_s(verdict, names) if series is not None else None
+            correlation = correlation_of(client, edges, since_s, series).text(window)
+            verdict = _with_correlation(verdict, correlation, _quiet_s(verdict, names, now_s))
             verdicts.append(verdict)
     verdicts.sort(key=lambda v: (v.severity, -v.failures / max(v.lookups, 1), -v.failures, v.client))
     lookups = sum(r.requests for r in rows)
@@ -430,9 +492,10 @@ def dns_health(rows: Iterable[DnsRow], edges: Iterable[ServiceEdge] = (), *, fol
                      domain, fold, window)
 
 
-def _with_correlation(verdict: Verdict, correlation: str) -> Verdict:
+def _with_correlation(verdict: Verdict, correlation: str, quiet_s: int | None) -> Verdict:
     return Verdict(verdict.client, verdict.kind, verdict.text, verdict.failures, verdict.lookups, verdict.name,
-                   verdict.policy, verdict.decided_by, verdict.direction, verdict.sample, correlation, verdict.others)
+                   verdict.policy, verdict.decided_by, verdict.direction, verdict.sample, correlation, verdict.others,
+                   quiet_s)
 
 
 # --------------------------------------------------------------------------- drill-down
