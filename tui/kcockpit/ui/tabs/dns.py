@@ -150,6 +150,7 @@ class DnsTab(CockpitTab):
         self.health: DnsHealth | None = None
         self.names: list[DnsName] = []  # the table's rows, in order
         self._drawn_key: tuple | None = None
+        self._keep_key: str | None = None  # the selected row across a rebuild of the columns
         self._clock = context.clock or time.monotonic
         self._coredns_at: float | None = None
         self._coredns_window: int | None | str = "unset"
@@ -280,7 +281,8 @@ class DnsTab(CockpitTab):
                      or needle in n.search_miss_of.lower()]
         key = COLUMNS[self.sort_index][1]
         names.sort(key=lambda n: (key(n), n.client.name, n.query))  # type: ignore[operator]
-        selected = self._selected_key()
+        selected = self._selected_key() if table.row_count else self._keep_key
+        self._keep_key = None
         scroll_x, scroll_y = table.scroll_x, table.scroll_y
         table.clear()
         self.names = names
@@ -303,6 +305,7 @@ class DnsTab(CockpitTab):
 
     def _set_columns(self) -> None:
         table = self.table
+        self._keep_key = self._selected_key() or self._keep_key
         table.clear(columns=True)
         width = self.size.width or self.app.size.width
         # The names get what is left by the counts that matter most (up to P95) at this width.
@@ -315,6 +318,8 @@ class DnsTab(CockpitTab):
         self._drawn_key = None
 
     def on_resize(self) -> None:
+        if not self.size.width:  # hidden: nothing to lay out
+            return
         self._set_columns()
         self._redraw(force=True)
 
