@@ -66,8 +66,9 @@ def test_search_path_misses_fold_under_the_name_the_application_asked() -> None:
     (name,) = fold_names(rows)
     assert name.client == Endpoint("payments/payment")
     assert name.query == "api.stripe.com."
-    assert (name.requests, name.responses, name.rcodes) == (2, 2, {"NOERROR": 2})
-    assert name.rcode("NXDOMAIN") == 0  # the 6 expected NXDOMAINs are not counted as failures
+    # 8 queries sent and answered, 6 of them the expected NXDOMAINs: misses, not failures.
+    assert (name.requests, name.responses, name.rcodes) == (8, 8, {"NOERROR": 2})
+    assert name.rcode("NXDOMAIN") == 0
     assert name.miss_queries == ("api.stripe.com.cluster.local.", "api.stripe.com.payments.svc.cluster.local.",
                                  "api.stripe.com.svc.cluster.local.")
     assert name.miss_lookups == 6
@@ -102,10 +103,11 @@ def test_a_name_that_does_not_exist_keeps_its_own_nxdomain_after_folding() -> No
     flows += exchange(2, PAYMENT, "typo.stripe.com.", rcode=3, sport=50410)
     health = dns_health(aggregates(*flows).dns_rows(None, NOW))
     (name,) = health.names
-    assert (name.query, name.rcode("NXDOMAIN"), name.miss_lookups) == ("typo.stripe.com.", 2, 3)
+    assert (name.query, name.requests, name.rcode("NXDOMAIN"), name.miss_lookups) == ("typo.stripe.com.", 5, 2, 3)
     (verdict,) = health.verdicts
-    # 2 real NXDOMAIN of 2 answers of the name (misses' answers are not counted as its answers)
+    # 2 real NXDOMAIN (the name's own) of 5 answers: the 3 misses are answers, not failures
     assert verdict.kind == NXDOMAIN and verdict.failures == 2
+    assert "2 of 5 answers NXDOMAIN" in verdict.line
     assert "NXDOMAIN for typo.stripe.com." in verdict.line
 
 
@@ -221,7 +223,7 @@ def test_healthy_dns_is_one_quiet_line() -> None:
         flows += exchange(1 + i, FRONTEND, "cartservice.", latency_ms=3, sport=50000 + i)
     health = dns_health(aggregates(*flows).dns_rows(None, NOW))
     assert health.healthy
-    assert health.healthy_line == "✓ DNS healthy: 100% answered, p95 3 ms, 20 lookups"
+    assert health.healthy_line == "✓ DNS healthy: 100% answered, p95 3.0 ms, 20 lookups"
 
 
 @pytest.mark.parametrize("answered", [19, 20])

@@ -14,8 +14,12 @@ from the client's own namespace and the cluster domain seen in the flows (defaul
 later name of the same chain (the one that ended the search). Folded queries are counted as
 "search-path misses" of that name, never as its NXDOMAINs.
 
-Verdict rules, per client workload over the window, worst first (the first that holds is
-the line's cause; the others still show in the table):
+A folded name counts its misses among its lookups and answers (they were sent and
+answered), but their NXDOMAINs only as misses, never among the name's rcodes.
+
+Verdict rules, per client workload over the window (the first that holds is the line's
+cause; the others still show in the table); lines are ordered by rule, then by how many
+lookups fail:
 
 1. dropped: at least one lookup dropped (by policy: before the DNS proxy, or by it);
 2. unanswered: at least 2 lookups, and 5 % of them, without a response within 5 s;
@@ -72,7 +76,7 @@ class DnsName:
     last_ns: int = 0
     sample: bytes | None = None
     miss_queries: tuple[str, ...] = ()  # expanded names folded here
-    miss_lookups: int = 0  # their requests (answered NXDOMAIN, as expected)
+    miss_lookups: int = 0  # their requests, included in `requests` (answered NXDOMAIN, as expected)
     search_miss_of: str = ""  # unfolded view: the asked name this expansion belongs to
 
     @property
@@ -298,12 +302,18 @@ def fold_names(rows: Iterable[DnsRow], *, fold: bool = True, domain: str | None 
                     entry = grouped[home] = DnsName(client, home)
                 entry.miss_queries = tuple(sorted((*entry.miss_queries, query)))
                 for row in queries[query]:
+                    # A miss is a lookup of the name (sent, and answered or not), but its
+                    # NXDOMAIN is expected: counted as a miss, not among the name's rcodes.
+                    entry.add(row)
                     entry.miss_lookups += row.requests
-                    entry.unanswered += row.unanswered
-                    entry.first_ns = min(entry.first_ns, row.first_ns) if entry.first_ns else row.first_ns
-                    entry.last_ns = max(entry.last_ns, row.last_ns)
+                    misses = row.rcodes.get("NXDOMAIN", 0)
+                    remaining = entry.rcodes.get("NXDOMAIN", 0) - misses
+                    if remaining > 0:
+                        entry.rcodes["NXDOMAIN"] = remaining
+                    else:
+                        entry.rcodes.pop("NXDOMAIN", None)
         names.extend(grouped.values())
-    names.sort(key=lambda n: (-(n.requests + n.miss_lookups), n.client, n.query))
+    names.sort(key=lambda n: (-n.requests, n.client, n.query))
     return names
 
 
@@ -397,7 +407,7 @@ def _worst(names: list[DnsName], key: Callable[[DnsName], int]) -> DnsName | Non
 def client_verdict(client: Endpoint, names: list[DnsName], *, window: str, explain_policy: PolicyLookup | None = None,
                    slow_p95_ms: float = SLOW_P95_MS) -> Verdict | None:
     """The verdict for one client's names (folded), or None when its DNS is healthy."""
-    lookups = sum(n.requests + n.miss_lookups for n in names)
+    lookups = sum(n.requests for n in names)
     if not lookups:
         return None
     responses = sum(n.responses for n in names)
@@ -481,7 +491,7 @@ def dns_health(rows: Iterable[DnsRow], edges: Iterable[ServiceEdge] = (), *, fol
             correlation = correlation_of(client, edges, since_s, series).text(window)
             verdict = _with_correlation(verdict, correlation, _quiet_s(verdict, names, now_s))
             verdicts.append(verdict)
-    verdicts.sort(key=lambda v: (v.severity, -v.failures / max(v.lookups, 1), -v.failures, v.client))
+    verdicts.sort(key=lambda v: (v.severity, -v.failures, -v.failures / max(v.lookups, 1), v.client))
     lookups = sum(r.requests for r in rows)
     responses = sum(r.responses for r in rows)
     latency = LatencySketch()
@@ -536,7 +546,7 @@ def _pct(ratio: float, digits: int = 0) -> str:
 def format_ms(value: float) -> str:
     if math.isnan(value):
         return "–"
-    if value < 1:
+    if value < 9.95:
         return f"{value:.1f} ms"
     if value < 1000:
         return f"{value:.0f} ms"

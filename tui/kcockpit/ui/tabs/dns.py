@@ -250,9 +250,10 @@ class DnsTab(CockpitTab):
         fold = "search path folded" if self.fold else "search path unfolded"
         filtered = f" · filter “{printable(self.filter_text)}”" if self.filter_text else ""
         window = "since start" if self.window_s is None else f"last {label}"
+        domain = "" if health.cluster_domain == "cluster.local" else f" · domain {printable(health.cluster_domain)}"
         self.header.update(
-            f"DNS lookups · {window} (t) · source flows, {scope} · {health.lookups:,} lookups · "
-            f"domain {printable(health.cluster_domain)} · {fold} (p) · sort {sort} (s){filtered}"
+            f"{health.lookups:,} lookups · {window} (t) · flows, {scope} · {fold} (p) · sort {sort} (s)"
+            f"{domain}{filtered}"
         )
 
     def _draw_verdicts(self, health: DnsHealth) -> None:
@@ -264,8 +265,8 @@ class DnsTab(CockpitTab):
             for index, verdict in enumerate(health.verdicts):
                 options.append(Option(_verdict_text(verdict), id=f"v{index}:{verdict.client.name}"))
         else:
-            options.append(Option(Text(health.healthy_line + f" · last {health.window} · flows", style="bold"), id="healthy",
-                                  disabled=True))
+            style = "bold green" if health.lookups else "dim"
+            options.append(Option(Text(health.healthy_line + f" · last {health.window} · flows", style=style), id="healthy"))
         verdicts.set_options(options)
         if health.verdicts:
             ids = [o.id for o in options]
