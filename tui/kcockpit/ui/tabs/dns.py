@@ -60,7 +60,8 @@ DNS_LEGEND: Legend = (
                   f"search path, slow (p95 above {SLOW_P95_MS:g} ms). enter explains it."),
     ("✓ DNS healthy", "every client's lookups were answered, fast, without errors, in the window."),
     ("SEARCH", "search-path misses folded under the name (ndots:5 expansions answered NXDOMAIN, "
-               "expected): not counted in NXDOM. p shows them as rows of their own."),
+               "expected): counted in LOOKUPS, not in NXDOM. p shows them as rows of their own, "
+               "marked ↳ and dim."),
     ("(dropped before …)", "DNS packets dropped at L3/L4 before the DNS proxy saw a query name."),
     ("source", "every number comes from the flows (Hubble) in the window shown; the CoreDNS line "
                "from Prometheus."),
@@ -126,8 +127,8 @@ class DnsTab(CockpitTab):
         Binding("t", "cycle_window", "Window", tooltip="1m → 5m → 15m → since start", id="dns.window"),
         Binding("s", "sort", "Sort", tooltip="sort the table by the next column", id="dns.sort"),
         Binding("p", "toggle_search_path", "Search path", tooltip="fold / unfold the ndots:5 search-path misses", id="dns.search_path"),
-        Binding("slash", "focus_filter", "Filter", key_display="/", tooltip="filter rows by client or name", id="dns.filter"),
-        Binding("escape", "back", "Back/clear", show=False, id="dns.back"),
+        Binding("slash", "focus_filter", "Filter rows", key_display="/", tooltip="filter rows by client or name", id="dns.filter"),
+        Binding("escape", "back", "Clear filter", show=False, tooltip="leave the filter bar; then clear the filter", id="dns.back"),
     ]
 
     DEFAULT_CSS = """
@@ -479,6 +480,8 @@ def _cells(name: DnsName, now_s: int, narrow: bool = False) -> list:
                  style="bold red" if not math.isnan(answered) and answered < 0.95 else "")
     if name.before_proxy:
         label = Text("(dropped before the DNS proxy: query unknown)", style="italic", no_wrap=True, overflow="ellipsis")
+    elif name.search_miss_of:  # unfolded: an expected search-path miss of another row's name
+        label = Text("↳ " + printable(name.query), style="dim", no_wrap=True, overflow="ellipsis")
     else:
         label = Text(printable(name.query), no_wrap=True, overflow="ellipsis")
     if name.search_miss_of:
@@ -494,7 +497,8 @@ def _cells(name: DnsName, now_s: int, narrow: bool = False) -> list:
         label,
         Text(f"{name.requests:,}", justify="right"),
         ratio,
-        _count(name.rcode("NXDOMAIN"), bad=not name.search_miss_of),
+        _count(name.rcode("NXDOMAIN"), bad=not name.search_miss_of) if not name.search_miss_of
+        else Text(f"{name.rcode('NXDOMAIN'):,}", style="dim", justify="right"),
         _count(name.rcode("SERVFAIL"), bad=True),
         _count(name.unanswered, bad=True),
         _count(name.dropped, bad=True),
