@@ -31,6 +31,8 @@ from kcockpit.ui.printable import printable
 from kcockpit.ui.tabs.base import CockpitTab, Legend, TabContext
 
 WINDOWS = (60, 300, 900, None)
+MAX_ROWS = 500  # rows put in the table (in sort order); the header says how many more there are
+MIN_REDRAW_S = 1.0  # live data redraws at most this often (a user's key redraws at once)
 COREDNS_EVERY_S = 5.0
 MAX_VERDICT_LINES = 4
 
@@ -152,6 +154,8 @@ class DnsTab(CockpitTab):
         self.names: list[DnsName] = []  # the table's rows, in order
         self._drawn_key: tuple | None = None
         self._keep_key: str | None = None  # the selected row across a rebuild of the columns
+        self._drawn_at = 0.0
+        self.hidden_rows = 0  # rows beyond MAX_ROWS, not put in the table
         self._clock = context.clock or time.monotonic
         self._coredns_at: float | None = None
         self._coredns_window: int | None | str = "unset"
@@ -220,7 +224,11 @@ class DnsTab(CockpitTab):
         key = (aggregates.generation, now_s, self.window_index, self.sort_index, self.fold, self.filter_text)
         if key == self._drawn_key and not force:
             return
+        wall = time.monotonic()
+        if not force and self._drawn_key is not None and self._drawn_key[2:] == key[2:] and wall - self._drawn_at < MIN_REDRAW_S:
+            return  # only the data moved, and it was drawn less than a second ago
         self._drawn_key = key
+        self._drawn_at = wall
         window = self.window_s
         label = window_label(window)
         try:
@@ -238,9 +246,9 @@ class DnsTab(CockpitTab):
             return
         had_verdicts = self.health is not None and bool(self.health.verdicts)
         self.health = health
-        self._draw_header(health, label, aggregates.scope)
         self._draw_verdicts(health)
         self._draw_table(health, now_s)
+        self._draw_header(health, label, aggregates.scope)
         if health.verdicts and not had_verdicts and self.table.has_focus and self.table.cursor_row <= 0:
             # DNS just turned unhealthy while nobody moved in the table: the verdict is the story.
             self.screen.set_focus(self.verdicts)
@@ -252,9 +260,10 @@ class DnsTab(CockpitTab):
         filtered = f" · filter “{printable(self.filter_text)}”" if self.filter_text else ""
         window = "since start" if self.window_s is None else f"last {label}"
         domain = "" if health.cluster_domain == "cluster.local" else f" · domain {printable(health.cluster_domain)}"
+        more = f" · first {MAX_ROWS} rows of {MAX_ROWS + self.hidden_rows:,} (/ narrows)" if self.hidden_rows else ""
         self.header.update(
             f"{health.lookups:,} lookups · {window} (t) · flows, {scope} · {fold} (p) · sort {sort} (s)"
-            f"{domain}{filtered}"
+            f"{domain}{filtered}{more}"
         )
 
     def _draw_verdicts(self, health: DnsHealth) -> None:
@@ -283,6 +292,8 @@ class DnsTab(CockpitTab):
                      or needle in n.search_miss_of.lower()]
         key = COLUMNS[self.sort_index][1]
         names.sort(key=lambda n: (key(n), n.client.name, n.query))  # type: ignore[operator]
+        self.hidden_rows = max(0, len(names) - MAX_ROWS)
+        names = names[:MAX_ROWS]
         selected = self._selected_key() if table.row_count else self._keep_key
         self._keep_key = None
         scroll_x, scroll_y = table.scroll_x, table.scroll_y
