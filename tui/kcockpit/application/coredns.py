@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 from kcockpit.application.integrations import PrometheusFeed
+from kcockpit.model.dns_health import percent
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ def describe(health, window: str) -> CorednsLine:
     total = sum(value for _, value in rcodes)
     if total > 0:
         shown = sorted(rcodes, key=lambda item: -item[1])[:3]
-        parts.append(" ".join(f"{code} {value / total:.0%}" for code, value in shown))
+        parts.append(" ".join(f"{code} {percent(value / total)}" for code, value in shown))
     p95 = health.coredns_latency_p95.value
     if p95 is not None and not math.isnan(p95):
         parts.append(f"p95 {p95 * 1000:.0f} ms" if p95 >= 0.001 else f"p95 {p95 * 1000:.1f} ms")

@@ -357,8 +357,12 @@ def _failing(verdict: Verdict, names: list[DnsName]) -> list[DnsName]:
 
 
 def _failing_since_s(verdict: Verdict, names: list[DnsName]) -> int | None:
-    """The first second of the window in which the verdict's failure shows."""
-    starts = [n.first_ns for n in _failing(verdict, names) if n.first_ns]
+    """The first second of the window in which the verdict's failure shows. Known only for
+    drops before the proxy, whose row holds nothing but failures; a name's other failures
+    are not timed apart from its answers, so the others compare over the whole window."""
+    if verdict.kind != DROPPED:
+        return None
+    starts = [n.first_ns for n in _failing(verdict, names) if n.first_ns and n.before_proxy]
     return min(starts) // 1_000_000_000 if starts else None
 
 

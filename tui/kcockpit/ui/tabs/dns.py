@@ -136,7 +136,7 @@ class DnsTab(CockpitTab):
     DEFAULT_CSS = """
     DnsTab { height: 1fr; }
     DnsTab > #dns-header { height: 1; color: $text-muted; padding: 0 1; }
-    DnsTab > #dns-verdicts { height: auto; max-height: 5; border: none; padding: 0; background: $surface; }
+    DnsTab > #dns-verdicts { height: auto; max-height: 7; border: none; padding: 0; background: $surface; }
     DnsTab > #dns-verdicts > .option-list--option { padding: 0 1; }
     DnsTab > #dns-coredns { height: 1; color: $text-muted; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     DnsTab > #dns-filter { height: 1; border: none; padding: 0 1; display: none; }
