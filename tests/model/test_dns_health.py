@@ -72,6 +72,9 @@ def test_search_path_misses_fold_under_the_name_the_application_asked() -> None:
     assert name.miss_queries == ("api.stripe.com.cluster.local.", "api.stripe.com.payments.svc.cluster.local.",
                                  "api.stripe.com.svc.cluster.local.")
     assert name.miss_lookups == 6
+    # Drilling down keeps the misses: every query that starts with the asked name.
+    assert flows_filter(name) == (r"from:pod=payments/ from:workload=payment query=^api\.stripe\.com\. "
+                                  r"or to:pod=payments/ to:workload=payment query=^api\.stripe\.com\.")
 
 
 def test_unfolded_view_keeps_the_expansions_as_rows_and_marks_them() -> None:
@@ -129,8 +132,10 @@ def test_drops_before_the_proxy_are_a_row_of_their_own_and_dedupe_across_nodes()
     assert names["cartservice.otel-demo.svc.cluster.local."].requests == 1
     assert health.lookups == 5
     assert flows_filter(before) == "from:pod=otel-demo/ from:workload=frontend to:port=53 dropped"
+    # A name's lookups: its L7 DNS requests (from the client) and answers (to it), by query.
+    query = r"^cartservice\.otel\-demo\.svc\.cluster\.local\.$"
     assert flows_filter(names["cartservice.otel-demo.svc.cluster.local."]) == (
-        "from:pod=otel-demo/ from:workload=frontend to:port=53 or to:pod=otel-demo/ to:workload=frontend from:port=53")
+        f"from:pod=otel-demo/ from:workload=frontend query={query} or to:pod=otel-demo/ to:workload=frontend query={query}")
 
 
 def test_unanswered_lookups_are_those_without_a_response_within_5_seconds() -> None:

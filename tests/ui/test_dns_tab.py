@@ -65,10 +65,12 @@ async def test_enter_on_a_row_opens_the_flows_tab_filtered_and_esc_comes_back(tm
         flows = app.main.query_one(FlowsTab)
         await wait_until(lambda: app.current_tab is flows, pilot)
         namespace, _, workload = selected.client.name.partition("/")
-        assert flows.filter_state.text == (
-            f"from:pod={namespace}/ from:workload={workload} to:port=53 or to:pod={namespace}/ to:workload={workload} from:port=53")
+        assert flows.filter_state.text.startswith(f"from:pod={namespace}/ from:workload={workload} query=^")
         shown = flows.table.rows.snapshot()
-        assert shown and all(53 in (r.source.port, r.destination.port) for r in shown)
+        # That client's lookups of that name (and of its search-path expansions): requests and answers.
+        assert shown and all(r.l7_kind == "dns" and r.dns_query.startswith(selected.query) for r in shown)
+        assert {r.source.workload_name() for r in shown} >= {selected.client.name}
+        assert {r.l7_type for r in shown} == {1, 2}  # flow_pb.REQUEST and RESPONSE
         await pilot.press("escape")
         await wait_until(lambda: app.current_tab is tab, pilot)
         assert tab.names[tab.table.cursor_row].query == selected.query  # the selection is intact

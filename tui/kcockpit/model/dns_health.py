@@ -31,6 +31,7 @@ lookups fail:
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -515,10 +516,22 @@ def _with_correlation(verdict: Verdict, correlation: str, quiet_s: int | None) -
 # --------------------------------------------------------------------------- drill-down
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def query_pattern(name: DnsName) -> str:
+    """The RE2 for the filter bar's `query=`: the name exactly, or with its folded search-path
+    misses, every query that starts with it ("" for a name the bar could not carry)."""
+    if not name.query or not _PLAIN_NAME.fullmatch(name.query):
+        return ""
+    escaped = re.escape(name.query)
+    return f"^{escaped}" if name.miss_queries else f"^{escaped}$"
+
+
 def flows_filter(name: DnsName) -> str:
-    """The Flows tab filter for one client's lookups of one name (requests and answers);
-    for the dropped-before-proxy row, the client's dropped packets to port 53. The filter
-    language has no DNS-query field, so a name's row shows all the client's DNS traffic."""
+    """The Flows tab filter for one client's lookups of one name (its L7 DNS requests and
+    answers, `query=` being FlowFilter.dns_query); for the dropped-before-proxy row, the
+    client's dropped packets to port 53."""
     client = name.client
     if client.in_cluster:
         namespace, _, workload = client.name.partition("/")
@@ -528,6 +541,9 @@ def flows_filter(name: DnsName) -> str:
         return "port=53 dropped" if name.before_proxy else "port=53"
     if name.before_proxy:
         return f"{source} to:port=53 dropped"
+    pattern = query_pattern(name)
+    if pattern:
+        return f"{source} query={pattern} or {destination} query={pattern}"
     return f"{source} to:port=53 or {destination} from:port=53"
 
 
