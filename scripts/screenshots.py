@@ -5,7 +5,8 @@ lookups dropped by the egress policy), saves SVGs of the Flows tab and of the de
 a dropped DNS flow, and converts them to PNG with rsvg-convert (Debian: librsvg2-bin).
 Output: screenshots/flows.{svg,png}, screenshots/flow-detail.{svg,png},
 screenshots/policies.{svg,png}, and the Services tab after healthy then broken,
-screenshots/services.{svg,png} (`--services`: only that one).
+screenshots/services.{svg,png} (`--services`: only that one), and the DNS tab's verdict,
+screenshots/dns.{svg,png}.
 """
 
 from __future__ import annotations
@@ -102,6 +103,30 @@ async def capture_services(out: Path, size: tuple[int, int], seed: int) -> list[
         return [Path(app.save_screenshot("services.svg", str(out)))]
 
 
+# --- the DNS tab ---------------------------------------------------------------------------
+
+async def capture_dns(out: Path, size: tuple[int, int], seed: int) -> list[Path]:
+    """screenshots/dns.svg: the DNS tab's verdict on the broken phase. A session of its own,
+    unfiltered: the Flows tab's filter above would make the aggregates count a stream of
+    their own, which takes a while to fill the table."""
+    from kcockpit.ui.tabs.dns import DnsTab
+
+    cluster = DemoCluster(seed=seed, rate=300, scenario="broken")
+    session = DemoSession(cluster, FlowStore(100_000), services=True, start_prometheus=False)
+    app = CockpitApp(session)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(lambda: app.session.state().state == "live", pilot)
+        await pilot.press("3")
+        tab = app.tab(DnsTab)
+        await wait_for(lambda: tab.health is not None and len(tab.names) >= 12
+                       and any(v.kind == "dropped" and v.correlation for v in tab.health.verdicts), pilot, timeout=90)
+        await pilot.pause(1.0)
+        tab.focus_verdicts()
+        app.clear_notifications()
+        await pilot.pause(0.3)
+        return [Path(app.save_screenshot("dns.svg", str(out)))]
+
+
 def svg_to_png(svg: Path, png: Path) -> None:
     """rsvg-convert collapses the leading no-break spaces Textual indents with (YAML and
     labels lost their indentation); plain spaces under xml:space="preserve" keep it."""
@@ -124,10 +149,12 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     shots = [] if args.services else asyncio.run(capture(args.out, (args.width, args.height), args.seed))
     shots += asyncio.run(capture_services(args.out, (args.width, args.height), args.seed))
+    if not args.services:
+        shots += asyncio.run(capture_dns(args.out, (args.width, args.height), args.seed))
     for svg in shots:
         png = svg.with_suffix(".png")
         svg_to_png(svg, png)
-        print(f"wrote {svg.relative_to(ROOT)} and {png.relative_to(ROOT)}")
+        print(f"wrote {svg} and {png}")
     return 0
 
 

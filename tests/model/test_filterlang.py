@@ -219,3 +219,26 @@ def test_describe_groups_negations_as_the_one_blacklist_they_build():
     assert parsed.describe() == "not (pod otel-demo/x · verdict DROPPED)"
     assert len(parsed.blacklist) == 2  # source side or destination side, each AND verdict
     assert all(list(f.verdict) for f in parsed.blacklist)
+
+
+def test_query_is_the_dns_query_field_sent_to_the_server_and_noted_in_the_command():
+    from kcockpit.model.hubble_cli import hubble_observe_command
+
+    text = r"from:pod=payments/ query=^api\.stripe\.com\. or to:pod=payments/ query=^api\.stripe\.com\."
+    parsed = parse_filter(text)
+    assert list(parsed.whitelist) == [
+        F(source_pod=["payments/"], dns_query=[r"^api\.stripe\.com\."]),
+        F(destination_pod=["payments/"], dns_query=[r"^api\.stripe\.com\."]),
+    ]
+    answer = _dns_response(0)
+    answer.l7.dns.query = "api.stripe.com.payments.svc.cluster.local."
+    answer.destination.namespace, answer.destination.pod_name = "payments", "payment-1"
+    assert parsed.matcher().matches(answer)
+    answer.l7.dns.query = "www.stripe.com."
+    assert not parsed.matcher().matches(answer)
+    # hubble observe has no flag for it: the copied command says so instead of inventing one.
+    assert hubble_observe_command(parsed) == (
+        "hubble observe --from-pod payments/\n"
+        "hubble observe --to-pod payments/  # dns-query=^api\\.stripe\\.com\\.: no hubble flag (FlowFilter field only)")
+    with pytest.raises(FilterSyntaxError, match="not a valid regular expression"):
+        parse_filter("query=[bad")

@@ -249,7 +249,7 @@ def test_demo_server_command_serves_until_sigterm():
         process.wait(timeout=10)
     out, err = first_line + process.stdout.read(), process.stderr.read()
     assert process.returncode == 0
-    assert "scenario: healthy 60s -> broken 60s -> fixed 60s, looping" in out
+    assert "scenario: healthy 60s -> broken 60s -> fixed 60s -> dns-overload 60s, looping" in out
     assert "stopped" in err and "Traceback" not in err
 
 

@@ -195,12 +195,12 @@ def test_invalid_rate_is_refused():
 
 def test_scenario_timeline_and_manual_control():
     clock = ManualClock()
-    scenario = Scenario(clock, durations_s={"healthy": 10, "broken": 5, "fixed": 5})
+    scenario = Scenario(clock, durations_s={"healthy": 10, "broken": 5, "fixed": 5, "dns-overload": 5})
     changes = []
     scenario.add_listener(lambda phase, at: changes.append(phase))
     start = clock.now_ns()
-    assert [scenario.phase_at(start + s * SECOND) for s in (0, 9, 10, 14, 15, 19, 20)] == [
-        "healthy", "healthy", "broken", "broken", "fixed", "fixed", "healthy",
+    assert [scenario.phase_at(start + s * SECOND) for s in (0, 9, 10, 14, 15, 19, 20, 24, 25)] == [
+        "healthy", "healthy", "broken", "broken", "fixed", "fixed", "dns-overload", "dns-overload", "healthy",
     ]  # fmt: skip
     clock.advance(11)
     assert scenario.phase == "broken" and changes == ["broken"]
@@ -213,5 +213,5 @@ def test_scenario_timeline_and_manual_control():
     assert scenario.phase_at(start + 10 * SECOND + 5) == "broken"  # the past keeps its phases
     with pytest.raises(ValueError, match="unknown scenario phase"):
         scenario.set_phase("chaos")
-    once = Scenario(clock, loop=False, durations_s={"healthy": 1, "broken": 1, "fixed": 1})
-    assert once.phase_at(once.start_ns + 100 * SECOND) == "fixed"
+    once = Scenario(clock, loop=False, durations_s={"healthy": 1, "broken": 1, "fixed": 1, "dns-overload": 1})
+    assert once.phase_at(once.start_ns + 100 * SECOND) == "dns-overload"

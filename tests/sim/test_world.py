@@ -104,7 +104,8 @@ def _policies(world, phase):
 
 
 def test_policies_per_phase(world):
-    healthy, broken, fixed = (_policies(world, phase) for phase in PHASES)
+    healthy, broken, fixed, overload = (_policies(world, phase) for phase in PHASES)
+    assert overload == fixed  # CoreDNS is the problem in dns-overload, not the policies
     key = ("otel-demo", FRONTEND_POLICY)
     assert key not in healthy
     spec = broken[key]["spec"]

@@ -16,6 +16,7 @@ from kcockpit.sources.capture import write_capture
 from kcockpit.ui.app import CockpitApp
 from kcockpit.ui.screens.help import HelpScreen
 from kcockpit.ui.tabs import TABS, CockpitTab
+from kcockpit.ui.tabs.dns import DNS_LEGEND
 from kcockpit.ui.tabs.services import ServicesTab
 from kcockpit.ui.widgets.tab_bar import TabBar
 
@@ -99,7 +100,8 @@ async def test_help_lists_the_current_tabs_keys(app: CockpitApp) -> None:
         on_dns = {binding_id for _, _, binding_id in app.screen.rows}
         assert {"app.help", "app.quit", "app.tab.flows", "app.tab.next"} <= on_dns
         assert not {i for i in on_dns if i.startswith(("flows.", "filter."))}
-        assert app.screen.legend == ()
+        assert {"dns.window", "dns.sort", "dns.search_path", "dns.filter"} <= on_dns
+        assert app.screen.legend == DNS_LEGEND  # how to read the DNS tab, not the flow list
 
 
 async def test_palette_offers_flows_actions_only_on_the_flows_tab(app: CockpitApp) -> None:

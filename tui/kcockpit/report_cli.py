@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--input-file", metavar="FILE", help="a `hubble observe -o jsonpb` capture; - reads stdin")
     source.add_argument("--demo", action="store_true", help="the simulated cluster, run for --demo-seconds of its time")
     source.add_argument("--seed", type=int, default=1, help="seed of the simulated cluster (default 1)")
-    source.add_argument("--scenario", default="auto", choices=("auto", "healthy", "broken", "fixed"),
-                        help="demo story: auto plays healthy, broken, fixed (60 s each)")
+    source.add_argument("--scenario", default="auto", choices=("auto", "healthy", "broken", "fixed", "dns-overload"),
+                        help="demo story: auto plays healthy, broken, fixed, dns-overload (60 s each)")
     source.add_argument("--demo-seconds", type=float, default=DEFAULT_DEMO_SECONDS, metavar="S",
                         help=f"simulated seconds of demo traffic (default {DEFAULT_DEMO_SECONDS:g})")
     source.add_argument("--rate", type=float, default=200.0, help="demo flows per second (default 200)")

@@ -99,6 +99,7 @@ _KINDS: dict[str, tuple[str, bool]] = {
     "snat-ip": ("snat-ip", False),
     "interface": ("interface", False),
     "rcode": ("rcode", False),  # client-side only
+    "dns-query": ("dns-query", False),  # FlowFilter.dns_query (RE2); no hubble observe flag
 }
 _KIND_ALIASES = {
     "l": "label", "labels": "label", "id": "identity", "ns": "namespace", "n": "namespace",
@@ -106,7 +107,7 @@ _KIND_ALIASES = {
     "reason": "drop-reason", "proto": "protocol", "status": "http-status", "method": "http-method",
     "path": "http-path", "url": "http-url", "header": "http-header", "t": "type",
     "traffic-direction": "direction", "dir": "direction", "node-name": "node", "iface": "interface",
-    "dns-rcode": "rcode",
+    "dns-rcode": "rcode", "query": "dns-query",
 }  # fmt: skip
 _SIDE_PREFIXES = {"from": "from-", "to": "to-", "either": ""}
 

@@ -39,8 +39,12 @@ FILTER_FLAGS: dict[str, bool] = {
     **{flag: False for flag in ("ipv4", "ipv6", "not")},
     **{flag: True for flag in ("uuid", "snat-ip", "ip-version", "verdict", "drop-reason-desc", "http-status",
                                "http-method", "http-path", "http-url", "http-header", "type", "protocol",
-                               "node-name", "node-label", "cluster", "tcp-flags", "traffic-direction", "interface")},
+                               "node-name", "node-label", "cluster", "tcp-flags", "traffic-direction", "interface",
+                               "dns-query")},
 }  # fmt: skip
+# Filters the protocol has (FlowFilter fields) but `hubble observe` has no flag for: sent to
+# the server, and left out of the copied command with a note.
+NO_CLI_FLAG = frozenset({"dns-query"})
 SHORT_FLAGS = {"n": "namespace", "l": "label", "t": "type"}
 # Flags of `hubble observe` that are not filters: accepted in a pasted command and ignored.
 # (--all-namespaces only lifts a namespace restriction kcockpit never adds.)
@@ -159,6 +163,7 @@ SIDELESS_FLAGS: dict[str, tuple[str, Callable[[str | None], Any]]] = {
     "tcp-flags": ("tcp_flags", lambda v: flow_pb.TCPFlags(**{f: True for f in v.split(",")})),
     "traffic-direction": ("traffic_direction", lambda v: flow_pb.INGRESS if v == "ingress" else flow_pb.EGRESS),
     "interface": ("interface", lambda v: flow_pb.NetworkInterface(name=v)),
+    "dns-query": ("dns_query", _IDENTITY),  # RE2 on the DNS query name of L7 DNS flows
 }
 
 
@@ -297,7 +302,7 @@ def _apply_namespaces(ff: Any, side: str, namespaces: list[str]) -> None:
 
 def hubble_observe_commands_args(parsed: ParsedFilter) -> list[list[str]]:
     """Filter flags per `or` alternative; negated entries belong to every alternative."""
-    flags = [e for e in parsed.entries if e.flag != "rcode"]
+    flags = [e for e in parsed.entries if e.flag != "rcode" and e.flag not in NO_CLI_FLAG]
     groups = max((e.group for e in flags), default=0) + 1
     return [
         [arg for e in flags if e.group == g for arg in e.args()]
@@ -326,6 +331,10 @@ def hubble_observe_command(parsed: ParsedFilter, follow: bool = False) -> str:
     if client_only:
         kept = ", ".join(("not " if e.negated else "") + f"rcode={e.value}" for e in client_only)
         lines[-1] += f"  # {kept}: no hubble flag, kcockpit filters it locally"
+    server_only = list(dict.fromkeys(("not " if e.negated else "") + f"{e.flag}={e.value}"
+                                     for e in parsed.entries if e.flag in NO_CLI_FLAG))
+    if server_only:
+        lines[-1] += f"  # {', '.join(server_only)}: no hubble flag (FlowFilter field only)"
     return "\n".join(lines)
 
 

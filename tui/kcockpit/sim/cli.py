@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scenario",
         choices=("auto", *PHASES),
         default="auto",
-        help="auto: healthy -> broken (frontend DNS denied by policy) -> fixed, on a timer; or stay in one phase (default: auto)",
+        help="auto: healthy -> broken (frontend DNS denied by policy) -> fixed -> dns-overload (CoreDNS leaves lookups unanswered), on a timer; or stay in one phase (default: auto)",
     )
     for phase in PHASES:
         parser.add_argument(
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             metavar="SECONDS",
             help=f"length of the {phase} phase in auto mode (default: {DEFAULT_DURATIONS_S[phase]:g})",
         )
-    parser.add_argument("--once", action="store_true", help="auto mode: play the story once and stay fixed (default: loop)")
+    parser.add_argument("--once", action="store_true", help="auto mode: play the story once and stay in its last phase (default: loop)")
     parser.add_argument("--max-flows", type=int, default=DEFAULT_MAX_FLOWS, help=f"ring buffer size per node (default: {DEFAULT_MAX_FLOWS})")
     parser.add_argument("--backfill", type=float, default=DEFAULT_BACKFILL_S, metavar="SECONDS", help=f"seconds of history present at start (default: {DEFAULT_BACKFILL_S:g})")
     parser.add_argument("--metrics", metavar="HOST:PORT", help="also serve Hubble and CoreDNS metrics at http://HOST:PORT/metrics")
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         raise _fail(f"--rate {problem}")
     if args.max_flows < 1:
         raise _fail(f"--max-flows must be at least 1, got {args.max_flows}")
-    durations = {phase: getattr(args, f"{phase}_s") for phase in PHASES}
+    durations = {phase: getattr(args, f"{phase.replace('-', '_')}_s") for phase in PHASES}
     for phase, seconds in durations.items():
         if not 0 < seconds <= MAX_SECONDS:
             raise _fail(f"--{phase}-s must be above 0 and at most {MAX_SECONDS:g} seconds, got {seconds:g}")

@@ -1,4 +1,4 @@
-"""The scenario timeline: healthy -> broken -> fixed, driven by a clock.
+"""The scenario timeline: healthy -> broken -> fixed -> dns-overload, driven by a clock.
 
 In auto mode the phase is a pure function of time since `start_ns` (phase durations in
 seconds, optionally looping), so a seeded simulator replays the same story for the same
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from kcockpit.sim.clock import Clock, SystemClock
 from kcockpit.sim.world import PHASES
 
-DEFAULT_DURATIONS_S = {"healthy": 60.0, "broken": 60.0, "fixed": 60.0}
+DEFAULT_DURATIONS_S = {"healthy": 60.0, "broken": 60.0, "fixed": 60.0, "dns-overload": 60.0}
 AUTO = "auto"
 
 PhaseListener = Callable[[str, int], None]
@@ -71,7 +71,7 @@ class Scenario:
             if elapsed < duration:
                 return name
             elapsed -= duration
-        return PHASES[-1]  # not looping and past the end: the story stays fixed
+        return PHASES[-1]  # not looping and past the end: the story stays in its last phase
 
     @property
     def phase(self) -> str:
@@ -105,7 +105,7 @@ class Scenario:
         self._notify_if_changed(name, now)
 
     def next_phase(self) -> str:
-        """Pin the phase after the current one (fixed wraps around to healthy)."""
+        """Pin the phase after the current one (the last wraps around to healthy)."""
         following = PHASES[(PHASES.index(self.phase) + 1) % len(PHASES)]
         self.set_phase(following)
         return following

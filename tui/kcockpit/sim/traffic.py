@@ -21,7 +21,8 @@ truncated answer asked again over TCP.
 Scenario phases change the traffic itself: in `broken` the frontend's DNS lookups are
 dropped by policy, its calls to the backends never happen, and the loadgenerator gets
 HTTP 500 after the resolver's timeout; `fixed` restores it with the DNS rule named in
-egress_allowed_by.
+egress_allowed_by; in `dns-overload` (policies as in `fixed`) CoreDNS leaves many queries
+unanswered. The DNS traffic is generated in `sim/dns.py`.
 
 `add_listener(callback)` sees every emitted response (flows and lost events), in order.
 """
@@ -37,6 +38,8 @@ from dataclasses import dataclass
 from google.protobuf import wrappers_pb2
 
 from kcockpit.sim.clock import Clock, SystemClock
+from kcockpit.sim.conns import Conn, Peer
+from kcockpit.sim.dns import DNS_PROXY_PORT, DNS_UPSTREAM, OVERLOAD_PHASE, DnsTraffic
 from kcockpit.sim.scenario import Scenario
 from kcockpit.sim.world import (
     CILIUM_VERSION,
@@ -68,7 +71,6 @@ def rate_problem(flows_per_s: float) -> str:
     return f"must be above 0 and at most {MAX_RATE:g} flows/s, got {flows_per_s:g}"
 # As an agent built from a release tag reports itself: "<version>+g<commit>".
 EMITTER = flow_pb.Emitter(name="Hubble", version=f"{CILIUM_VERSION}+g5e4d2c0")
-DNS_TIMEOUT_NS = 2_500_000_000  # resolver timeout between attempts
 US = 1_000
 MS = 1_000_000
 SECOND = 1_000_000_000
@@ -81,7 +83,6 @@ _OBS_ENUM = {0: flow_pb.TO_ENDPOINT, 1: flow_pb.TO_PROXY, 3: flow_pb.TO_STACK, 4
 MATCH_NONE, MATCH_L3_ONLY, MATCH_L3_L4, MATCH_ALL = 0, 1, 2, 4
 AUDITED = "audit"  # a policy decision in audit mode: truthy (let through), reported as AUDIT
 POLICY_DENIED = flow_pb.POLICY_DENIED
-DNS_PROXY_PORT = 37581
 
 PRODUCT_IDS = (
     "OLJCESPC7Z", "66VCHSJNUP", "1YMWWN1N4O", "L9ECAV7KIM", "2ZYFJ3GM2N",
@@ -91,31 +92,6 @@ _TCP_FLAG_ORDER = ("SYN", "ACK", "RST", "FIN", "PSH")
 SYN, SYN_ACK, ACK, PSH, FIN = ("SYN",), ("SYN", "ACK"), ("ACK",), ("ACK", "PSH"), ("ACK", "FIN")
 
 Listener = Callable[[GetFlowsResponse], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """One end of a connection as a Cilium agent sees it."""
-
-    key: str
-    ip: str
-    node: str  # node where this is a local endpoint (pods), "" for world/remote addresses
-    is_pod: bool
-    endpoint: flow_pb.Endpoint
-    names: tuple[str, ...] = ()
-    pod: Pod | None = None
-
-
-@dataclass(slots=True)
-class _Conn:
-    client: Peer
-    server: Peer
-    sport: int
-    dport: int
-    proto: str  # "TCP" or "UDP"
-    service: tuple[str, str] | None  # (namespace, name) of the Service the client dialled
-    requests_left: int
-    policy: tuple  # (phase, egress, ingress) decided when opened; a phase change reopens it
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,10 +185,6 @@ _SHOP_REQUESTS: tuple[tuple[float, str, str, tuple[_Call, ...]], ...] = (
 # How each client spells the names it resolves: short names hit the first search domain,
 # "svc.cluster.local" names and external names walk the ndots:5 search path first.
 _QUALIFIED_NAMES = {"checkoutservice", "paymentservice", "emailservice"}
-_DNS_CACHE_MISS = 0.12  # share of calls that need a fresh lookup in steady state
-_DNS_TRUNCATED = 0.03  # share of lookups whose UDP answer is truncated, then retried over TCP
-_SERVFAIL_NAMES = {"www.ecb.europa.eu": 0.25}
-_DNS_UPSTREAM = "172.18.0.1"  # the kind network's resolver, where CoreDNS forwards to
 
 # What each demo service's client library sends as user-agent (by the language it is written in).
 _GRPC_USER_AGENTS = {
@@ -223,7 +195,6 @@ _GRPC_USER_AGENTS = {
 }
 _HTTP_USER_AGENTS = {"loadgenerator": "python-requests/2.31.0", "shippingservice": "reqwest/0.11.18", "": "curl/8.1.2"}
 
-_RCODE_WORDS = {0: "", 2: "Server Failure", 3: "Non-Existent Domain"}
 
 
 def _flags_summary(flags: tuple[str, ...]) -> str:
@@ -245,7 +216,7 @@ def _mac(ip: str) -> str:
     return "0a:58:" + ":".join(f"{int(octet):02x}" for octet in ip.split("."))
 
 
-class Simulator:
+class Simulator(DnsTraffic):
     """Seeded flow generator over a World; see the module docstring."""
 
     def __init__(
@@ -270,7 +241,7 @@ class Simulator:
         self._seq = 0
         self._listeners: list[Listener] = []
         self._templates: dict[tuple, GetFlowsResponse] = {}
-        self._conns: dict[tuple[str, str, int], _Conn] = {}
+        self._conns: dict[tuple[str, str, int], Conn] = {}
         self._peers: dict[str, Peer] = {}
         self._policy_cache: dict[str, dict] = {}
         self.emitted = 0
@@ -386,7 +357,7 @@ class Simulator:
         world_ep = flow_pb.Endpoint(identity=RESERVED_WORLD, labels=RESERVED_LABELS[RESERVED_WORLD])
         for ext in w.world_endpoints:
             self._peers[f"world:{ext.name}"] = Peer(f"world:{ext.name}", ext.ips[0], "", False, world_ep, (ext.name,))
-        self._peers["world:dns-upstream"] = Peer("world:dns-upstream", _DNS_UPSTREAM, "", False, world_ep)
+        self._peers["world:dns-upstream"] = Peer("world:dns-upstream", DNS_UPSTREAM, "", False, world_ep)
 
     def _pod_peer(self, pod: Pod) -> Peer:
         return self._peers[pod.name]
@@ -471,7 +442,7 @@ class Simulator:
                 key = (f"otel-demo/{FRONTEND_POLICY}",)
                 if server.is_pod and server.pod.labels.get("app") == "backend":
                     egress = (True, MATCH_L3_ONLY, key)
-                elif phase == "fixed" and server.is_pod and server.pod.labels.get("k8s-app") == "kube-dns" and dport == 53:
+                elif phase in ("fixed", OVERLOAD_PHASE) and server.is_pod and server.pod.labels.get("k8s-app") == "kube-dns" and dport == 53:
                     egress = (True, MATCH_L3_L4, key)
                 else:
                     egress = (False, MATCH_NONE, key)
@@ -562,7 +533,7 @@ class Simulator:
             return [(src.node, OBS_TO_STACK, True)]
         return [(dst.node, OBS_TO_ENDPOINT, False)]
 
-    def _packet(self, t: int, conn: _Conn, flags: tuple[str, ...], reply: bool, reason: int, sender_only: bool = False) -> None:
+    def _packet(self, t: int, conn: Conn, flags: tuple[str, ...], reply: bool, reason: int, sender_only: bool = False) -> None:
         """Trace events for one TCP/UDP packet of conn at every point that observes it.
 
         sender_only: the packet never arrives (dropped on the way): only the sending node's
@@ -601,7 +572,7 @@ class Simulator:
             f.proxy_port = DNS_PROXY_PORT
         return response
 
-    def _verdict_event(self, t: int, conn: _Conn, phase: str, side: str, decision: tuple, drop: bool) -> None:
+    def _verdict_event(self, t: int, conn: Conn, phase: str, side: str, decision: tuple, drop: bool) -> None:
         """A policy-verdict event (and a drop event when denied) for the first packet of conn."""
         allowed, match_type, keys = decision
         node = conn.client.node if side == "egress" else conn.server.node
@@ -658,7 +629,7 @@ class Simulator:
         f.traffic_direction = flow_pb.EGRESS if side == "egress" else flow_pb.INGRESS
         return response
 
-    def _l7_template(self, conn: _Conn, reply: bool, node: str, direction: int) -> GetFlowsResponse:
+    def _l7_template(self, conn: Conn, reply: bool, node: str, direction: int) -> GetFlowsResponse:
         key = ("l7", conn.client.key, conn.server.key, reply, node, direction, conn.proto, conn.service)
         template = self._templates.get(key)
         if template is None:
@@ -675,7 +646,7 @@ class Simulator:
             self._templates[key] = template
         return template
 
-    def _http(self, t: int, conn: _Conn, method: str, url: str, code: int, latency_ns: int, protocol: str) -> None:
+    def _http(self, t: int, conn: Conn, method: str, url: str, code: int, latency_ns: int, protocol: str) -> None:
         """An HTTP request/response pair as the server-side (ingress) proxy reports it."""
         node = conn.server.node
         request = self._emit(t, self._l7_template(conn, False, node, flow_pb.INGRESS), conn.sport, conn.dport, "TCP")
@@ -697,7 +668,7 @@ class Simulator:
 
     # ---- connections ----------------------------------------------------------------
 
-    def _connect(self, t: int, client: Peer, server: Peer, dport: int, service, phase: str, reuse: int) -> tuple[_Conn | None, int]:
+    def _connect(self, t: int, client: Peer, server: Peer, dport: int, service, phase: str, reuse: int) -> tuple[Conn | None, int]:
         """Reuse or open a TCP connection; returns (conn or None when denied, time when usable)."""
         key = (client.key, server.key, dport)
         conn = self._conns.get(key)
@@ -708,7 +679,7 @@ class Simulator:
             self._close(t, conn)
             t += 300 * US
         egress, ingress = self._policy_decision(phase, client, server, "TCP", dport)
-        conn = _Conn(client, server, self._ephemeral_port(), dport, "TCP", service, reuse, (phase, egress, ingress))
+        conn = Conn(client, server, self._ephemeral_port(), dport, "TCP", service, reuse, (phase, egress, ingress))
         if egress is not None:
             self._verdict_event(t, conn, phase, "egress", egress, drop=True)
             if not egress[0]:
@@ -728,103 +699,15 @@ class Simulator:
         self._conns[key] = conn
         return conn, t + 800 * US
 
-    def _close(self, t: int, conn: _Conn) -> None:
+    def _close(self, t: int, conn: Conn) -> None:
         self._packet(t, conn, FIN, False, flow_pb.ESTABLISHED)
         self._packet(t + 200 * US, conn, FIN, True, flow_pb.REPLY)
         self._conns.pop((conn.client.key, conn.server.key, conn.dport), None)
 
-    def _exchange(self, t: int, conn: _Conn, duration_ns: int) -> None:
+    def _exchange(self, t: int, conn: Conn, duration_ns: int) -> None:
         """Data both ways on an open connection without L7 visibility."""
         self._packet(t, conn, PSH, False, flow_pb.ESTABLISHED)
         self._packet(t + duration_ns, conn, PSH, True, flow_pb.REPLY)
-
-    # ---- DNS ------------------------------------------------------------------------
-
-    def _dns_names(self, client: Pod, name: str) -> list[str]:
-        """The queries a resolver with ndots:5 sends for `name`, in order."""
-        search = [f"{client.namespace}.svc.{CLUSTER_DOMAIN}", f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN]
-        if name.count(".") >= 5:
-            return [name.rstrip(".") + "."]
-        return [f"{name}.{domain}." for domain in search] + [f"{name}."]
-
-    def _resolve(self, t: int, client: Pod, name: str, answer_ips: tuple[str, ...], ipv6: tuple[str, ...], phase: str) -> tuple[bool, int]:
-        """Look `name` up as the client's resolver does; returns (resolved, time the answer arrived)."""
-        dns_service = self.world.service("kube-system", "kube-dns")
-        coredns = self._pod_peer(self._rng.choice(self.world.service_pods(dns_service)))
-        client_peer = self._pod_peer(client)
-        egress, _ = self._policy_decision(phase, client_peer, coredns, "UDP", 53)
-        if egress is not None and not egress[0]:
-            # Dropped at the client's egress: both attempts of A and AAAA time out.
-            for attempt in range(2):
-                at = t + attempt * DNS_TIMEOUT_NS
-                for qtype_offset in (0, 40 * US):
-                    conn = _Conn(client_peer, coredns, self._ephemeral_port(), 53, "UDP", ("kube-system", "kube-dns"), 0, ())
-                    self._verdict_event(at + qtype_offset, conn, phase, "egress", egress, drop=True)
-            return False, t + 2 * DNS_TIMEOUT_NS
-        queries = self._dns_names(client, name)
-        if "." not in name:
-            queries = queries[:1]  # a short service name resolves at the first search domain
-        servfail = self._rng.random() < _SERVFAIL_NAMES.get(name, 0.0)
-        for index, query in enumerate(queries):
-            last = index == len(queries) - 1
-            rcode = (2 if servfail else 0) if last else 3
-            for qtype, ips in (("A", answer_ips), ("AAAA", ipv6)):
-                conn = _Conn(client_peer, coredns, self._ephemeral_port(), 53, "UDP", ("kube-system", "kube-dns"), 0, ())
-                latency = int((0.3 + self._rng.random() * 0.8) * MS)
-                if last and not query.endswith(f"{CLUSTER_DOMAIN}."):
-                    latency += int((8 + self._rng.random() * 25) * MS)  # forwarded upstream
-                    upstream = _Conn(coredns, self._peers["world:dns-upstream"], self._ephemeral_port(), 53, "UDP", None, 0, ())
-                    self._packet(t + 300 * US, upstream, (), False, flow_pb.NEW)
-                    self._packet(t + latency - 200 * US, upstream, (), True, flow_pb.REPLY)
-                self._dns_over_udp(t, conn, phase, egress, query, qtype, rcode, ips if rcode == 0 else (), latency)
-                t += 30 * US
-            t += latency
-            if last and rcode == 0 and self._rng.random() < _DNS_TRUNCATED:
-                t = self._dns_over_tcp(t, client_peer, coredns, phase, query, answer_ips)
-        return not servfail, t
-
-    def _dns_over_udp(self, t, conn, phase, egress, query, qtype, rcode, ips, latency) -> None:
-        if egress is not None:
-            self._verdict_event(t, conn, phase, "egress", egress, drop=False)
-        to_proxy = self._templates.get(("to-proxy", conn.client.key, conn.server.key))
-        if to_proxy is None:
-            to_proxy = self._trace_template(conn.client, conn.server, conn.client.node, OBS_TO_PROXY, True, (), False, flow_pb.NEW, conn)
-            self._templates[("to-proxy", conn.client.key, conn.server.key)] = to_proxy
-        self._emit(t + 5 * US, to_proxy, conn.sport, 53, "UDP")
-        self._dns_l7(t + 20 * US, conn, query, qtype, rcode, ips, latency - 20 * US)
-
-    def _dns_over_tcp(self, t: int, client: Peer, coredns: Peer, phase: str, query: str, ips: tuple[str, ...]) -> int:
-        """The answer came back truncated: the resolver asks again over TCP (what dns-tcp 53 is for)."""
-        conn, t = self._connect(t, client, coredns, 53, ("kube-system", "kube-dns"), phase, 0)
-        if conn is None:
-            return t
-        latency = int((0.4 + self._rng.random()) * MS)
-        self._dns_l7(t, conn, query, "A", 0, ips, latency)
-        self._close(t + latency + 100 * US, conn)
-        return t + latency + 300 * US
-
-    def _dns_l7(self, t, conn, query, qtype, rcode, ips, latency) -> None:
-        """A DNS request/response pair as the client-side (egress) DNS proxy reports it."""
-        node = conn.client.node
-        request = self._emit(t, self._l7_template(conn, False, node, flow_pb.EGRESS), conn.sport, 53, conn.proto)
-        dns = request.flow.l7.dns
-        dns.query, dns.observation_source = query, "proxy"
-        dns.qtypes.append(qtype)
-        request.flow.Summary = f"DNS Query {query} {qtype}"
-        response = self._emit(t + latency, self._l7_template(conn, True, node, flow_pb.EGRESS), 53, conn.sport, conn.proto)
-        dns = response.flow.l7.dns
-        dns.query, dns.observation_source, dns.rcode = query, "proxy", rcode
-        dns.qtypes.append(qtype)
-        dns.ips.extend(ips)
-        if ips:
-            dns.rrtypes.append(qtype)
-        dns.ttl = 30 if ips else 4294967295
-        response.flow.l7.latency_ns = latency
-        if rcode:
-            answer = f"RCode: {_RCODE_WORDS[rcode]}"
-        else:
-            answer = ",".join(f'"{ip}"' for ip in ips)
-        response.flow.Summary = f"DNS Answer {answer} TTL: {dns.ttl} (Proxy {query} {qtype})"
 
     # ---- calls ----------------------------------------------------------------------
 
@@ -873,12 +756,6 @@ class Simulator:
         latency = int(call.cost_ms * MS * (0.6 + self._rng.random()))
         self._exchange(t, conn, latency)
         return 0, t + latency
-
-    def _needs_lookup(self, client: Pod, phase: str) -> bool:
-        # A frontend whose lookups fail has nothing cached: every call needs DNS.
-        if client.labels.get("app") == "frontend" and phase == "broken":
-            return True
-        return self._rng.random() < _DNS_CACHE_MISS
 
     # ---- activities -----------------------------------------------------------------
 

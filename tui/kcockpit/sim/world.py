@@ -19,7 +19,7 @@ API (plain data, no rendering):
 - `world.k8s_objects(phase) -> dict[str, list[dict]]` keyed by "namespaces", "nodes",
   "pods", "services", "endpointslices", "networkpolicies": the JSON a real API server
   returns (items without the List wrapper), NetworkPolicies with `policyTypes` defaulted.
-- `world.network_policies(phase)` (list[dict]) and `PHASES` = ("healthy", "broken", "fixed").
+- `world.network_policies(phase)` (list[dict]) and `PHASES` = ("healthy", "broken", "fixed", "dns-overload").
   `healthy`: no policy on frontend. `broken`: `otel-demo/frontend-egress-allow-to-backend`
   isolates frontend (app=frontend) for egress and allows only pods labelled app=backend, so
   its DNS to kube-dns is denied. `fixed`: the same policy plus one egress peer
@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 
 CLUSTER_NAME = "kind-kind"
 CLUSTER_DOMAIN = "cluster.local"
-PHASES = ("healthy", "broken", "fixed")
+PHASES = ("healthy", "broken", "fixed", "dns-overload")
 
 RESERVED_HOST = 1
 RESERVED_WORLD = 2
@@ -873,8 +873,8 @@ class World:
         if phase not in PHASES:
             raise ValueError(f"unknown scenario phase {phase!r}: expected one of {', '.join(PHASES)}")
         policies = self._monitoring_policies() + [self._kafka_audit_policy()]
-        if phase in ("broken", "fixed"):
-            policies.append(self._frontend_policy(fixed=phase == "fixed"))
+        if phase != "healthy":  # dns-overload keeps the fixed policy: CoreDNS is the problem
+            policies.append(self._frontend_policy(fixed=phase != "broken"))
         return policies
 
     # ---- Policies tab: an audit-mode policy and an L7 rule (every phase) ------------------

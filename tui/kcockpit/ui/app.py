@@ -43,6 +43,7 @@ DEMO_PHASE_HELP = {
     "healthy": "no policy on frontend: the shop works",
     "broken": "apply frontend-egress-allow-to-backend: frontend's DNS lookups are dropped",
     "fixed": "the policy now also allows DNS to kube-dns: traffic recovers",
+    "dns-overload": "CoreDNS is overloaded: many lookups go unanswered (see the DNS tab, 3)",
 }
 MAIN_SCREEN_ACTIONS = {"show_tab", "next_tab", "previous_tab"}
 
