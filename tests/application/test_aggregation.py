@@ -159,3 +159,17 @@ def test_a_detached_feed_reports_an_unreachable_server_without_crashing() -> Non
         assert feed.aggregates.flows == 0
     finally:
         feed.stop()
+
+
+def test_a_feed_detached_before_it_shipped_anything_starts_with_history(broken_cluster) -> None:
+    """Found by hand: with `--filter` at start the aggregates counted only what came after."""
+    _, connection = broken_cluster
+    feed = StreamFeed(connection, FlowStore(10))
+    feed.detach()  # the session's filter, before the feed even started
+    feed.start()
+    try:
+        wait_until(lambda: feed.aggregates.flows > 0, timeout=20)
+        oldest = feed.aggregates.first_ns
+        assert feed.aggregates.last_ns - oldest > 3 * 1_000_000_000  # seconds of backfilled history at once
+    finally:
+        feed.stop()

@@ -38,7 +38,8 @@ from kcockpit.model.record import FlowRecord
 SEND_INTERVAL_S = 0.25  # how often the child hands over what it counted
 TAP_INTERVAL_S = 0.05  # how often the tap ships what the session's stream stored
 TAP_BATCH = 8192  # flows per message to the child at most
-CHILD_STORE = 65_536  # flows a detached child's own stream may buffer between two counting passes
+CHILD_STORE = 65_536
+OWN_HISTORY_FLOWS = 5_000  # per node through Relay: the history a stream of its own starts with  # flows a detached child's own stream may buffer between two counting passes
 RESTART_DELAY_S = 1.0
 NS = 1_000_000_000
 
@@ -335,7 +336,10 @@ class _OwnStream:
 
         self.store = FlowStore(CHILD_STORE)
         self.after_ns = since_ns or 0  # flows at or before it were counted from the shipped ones
-        self.stream = FlowStream(connection, self.store, follow=True, since=since_ns)
+        # Detached before anything was shipped (a --filter at start): begin with history, as
+        # the session's stream would have, instead of only what happens from now on.
+        self.stream = FlowStream(connection, self.store, follow=True, since=since_ns,
+                                 number=None if since_ns else OWN_HISTORY_FLOWS)
         self.mark = 0
         self.missed = 0
         self.stream.start()
