@@ -38,11 +38,19 @@ _NODES = ("kind-control-plane", "kind-worker", "kind-worker2", "kind-worker3")
 _GRPC_UNIMPLEMENTED = "12"
 
 
+PODS_PER_APP = 3
+
+
 def _endpoint(rng: random.Random, app: str, ns: str = "otel-demo") -> flow_pb.Endpoint:
-    suffix = "".join(rng.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+    """One of the app's few pods, as in a real cluster: a pod keeps its name and endpoint ID,
+    and every pod of a deployment shares one security identity (same labels). (Until
+    2026-12 each flow had a new random pod and identity: nothing a cluster sends.)"""
+    pod = rng.randrange(PODS_PER_APP)
+    app_index = _APPS.index(app)
+    suffix = "".join("bcdfghjklmnpqrstvwxz2456789"[(app_index * 7 + pod * 3 + i) % 27] for i in range(5))
     return flow_pb.Endpoint(
-        ID=rng.randrange(100, 4000),
-        identity=rng.randrange(10_000, 60_000),
+        ID=100 + app_index * PODS_PER_APP + pod,
+        identity=10_000 + app_index,
         namespace=ns,
         pod_name=f"{app}-7d9c8b6f5-{suffix}",
         labels=[
