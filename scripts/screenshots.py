@@ -3,10 +3,11 @@
 Runs the cockpit headless on the simulated cluster in its "broken" phase (frontend's DNS
 lookups dropped by the egress policy), saves SVGs of the Flows tab and of the detail of
 a dropped DNS flow, and converts them to PNG with rsvg-convert (Debian: librsvg2-bin).
-Output: screenshots/flows.{svg,png}, screenshots/flow-detail.{svg,png},
-screenshots/policies.{svg,png}, and the Services tab after healthy then broken,
-screenshots/services.{svg,png} (`--services`: only that one), and the DNS tab's verdict,
-screenshots/dns.{svg,png}.
+Output, every tab in the broken phase and more: screenshots/flows.{svg,png},
+flow-detail.{svg,png}, policies.{svg,png}, services.{svg,png} (after healthy then broken;
+`--services`: only that one), dns.{svg,png} (the verdict), talk.{svg,png} (talk mode with
+its caption, step 3) and browser.png (`kcockpit serve` in Debian's chromium, through
+Playwright; skipped with a note when chromium is missing).
 """
 
 from __future__ import annotations
@@ -127,6 +128,74 @@ async def capture_dns(out: Path, size: tuple[int, int], seed: int) -> list[Path]
         return [Path(app.save_screenshot("dns.svg", str(out)))]
 
 
+# --- talk mode and the browser ------------------------------------------------------------
+
+async def capture_talk(out: Path, size: tuple[int, int], seed: int) -> list[Path]:
+    """Talk mode at step 3 (the Services tab on the broken demo), caption bar on top."""
+    from kcockpit.application.talk import built_in_script
+    from kcockpit.ui.tabs.services import ServicesTab
+
+    cluster = DemoCluster(seed=seed, rate=300, scenario="healthy")
+    session = DemoSession(cluster, FlowStore(100_000), services=True, start_prometheus=False)
+    app = CockpitApp(session, theme="high-contrast", talk=built_in_script())
+    async with app.run_test(size=size) as pilot:
+        await wait_for(lambda: app.session.state().state == "live", pilot)
+        await pilot.pause(10)
+        await pilot.press("pagedown")
+        await pilot.pause(20)
+        await pilot.press("pagedown")
+        tab = app.tab(ServicesTab)
+        await wait_for(lambda: bool(tab.tree_view.rows), pilot)
+        await pilot.pause(2.0)
+        return [Path(app.save_screenshot("talk.svg", str(out)))]
+
+
+def capture_browser(out: Path, seed: int) -> list[Path]:
+    """`kcockpit serve --demo` in headless chromium: the page once the cockpit drew, broken
+    phase (`]`), Flows tab."""
+    import os
+    import socket
+    import time
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        print("screenshots: chromium not found (apt-get install chromium): browser.png skipped", file=sys.stderr)
+        return []
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "kcockpit", "serve", "--port", str(port), "--demo", "--seed", str(seed),
+                               "--no-kubernetes"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": str(ROOT / "tui")}, start_new_session=True)
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 1280, "height": 760})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("body.-first-byte", timeout=60_000)
+            page.wait_for_timeout(4000)
+            page.locator(".xterm-helper-textarea").focus()  # keys to the cockpit; a click would select a row
+            page.keyboard.press("]")  # the broken phase
+            page.wait_for_timeout(8000)
+            path = out / "browser.png"
+            page.screenshot(path=str(path))
+            browser.close()
+        return [path]
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(10)
+
+
 def svg_to_png(svg: Path, png: Path) -> None:
     """rsvg-convert collapses the leading no-break spaces Textual indents with (YAML and
     labels lost their indentation); plain spaces under xml:space="preserve" keep it."""
@@ -151,10 +220,14 @@ def main() -> int:
     shots += asyncio.run(capture_services(args.out, (args.width, args.height), args.seed))
     if not args.services:
         shots += asyncio.run(capture_dns(args.out, (args.width, args.height), args.seed))
+        shots += asyncio.run(capture_talk(args.out, (args.width, args.height), args.seed))
     for svg in shots:
         png = svg.with_suffix(".png")
         svg_to_png(svg, png)
         print(f"wrote {svg} and {png}")
+    if not args.services:
+        for png in capture_browser(args.out, args.seed):
+            print(f"wrote {png}")
     return 0
 
 
