@@ -3,7 +3,10 @@
 Runs the real app headless (Textual's run_test) while a feeder thread plays the part of
 the Hubble reader: it decodes FlowRecords from serialized simulator flows and appends them
 to the store at a fixed rate (5,000 and 20,000 flows/s) or as fast as it can. Meanwhile
-key presses (j/k) are sent at random intervals. Measured per run:
+key presses (j/k) are sent at random intervals, on the Flows tab or, with a tab named, on
+the Services tab's tree (its refresh rebuilds the tree from the aggregates). The session
+counts every flow into the aggregates in their child process, as the cockpit does.
+Measured per run:
 
 - key latency: from the key event being sent to the first repaint of the flow table that
   follows the key's action (what the user waits for), p50/p99/max;
@@ -48,6 +51,9 @@ class FedSession(Session):
 
     def __init__(self, store: FlowStore, pool: list[bytes]) -> None:
         super().__init__(store)
+        from kcockpit.application.aggregation import StreamFeed
+
+        self.feed = StreamFeed(None, store)  # ships the stored flows to the aggregator, as live sessions do
         self.full_pool = pool
         self.pool = pool
         self.generation = 0
@@ -114,27 +120,38 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def measure(rate: float | None, seconds: float, buffer_size: int, pool: list[bytes], filter_text: str) -> dict:
+async def measure(rate: float | None, seconds: float, buffer_size: int, pool: list[bytes], filter_text: str,
+                  tab: str = "flows") -> dict:
     store = FlowStore(buffer_size)
     session = FedSession(store, pool)
     app = CockpitApp(session, initial_filter=filter_text)
     repaints: list[float] = []
     actions: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
-        table = app.tab(FlowsTab).table
+        if tab == "services":
+            from kcockpit.ui.tabs.services import ServicesTab
+
+            await pilot.press("2")
+            table = app.tab(ServicesTab).tree_view
+            movers = ("action_cursor",)
+        else:
+            table = app.tab(FlowsTab).table
+            movers = ("action_cursor_up", "action_cursor_down")
         original_render_line = table.render_line
 
         def render_line(y: int):
-            if y == 0:
+            # The flow table repaints whole (its header line tells a frame); the tree repaints
+            # only the lines that changed, so any of them does.
+            if y == 0 or tab == "services":
                 repaints.append(time.perf_counter())
             return original_render_line(y)
 
         table.render_line = render_line  # count repaints of the table (its header line)
-        for name in ("action_cursor_up", "action_cursor_down"):
+        for name in movers:
             original = getattr(table, name)
 
-            def timed(original=original) -> None:
-                original()
+            def timed(*args, original=original) -> None:
+                original(*args)
                 actions.append(time.perf_counter())
 
             setattr(table, name, timed)
@@ -142,6 +159,11 @@ async def measure(rate: float | None, seconds: float, buffer_size: int, pool: li
         feeder = Feeder(session, rate)
         feeder.start()
         await pilot.pause(1.0)  # let the load settle
+        while tab == "services" and not table.rows:  # keys before the tree exists move nothing
+            await pilot.pause(0.1)
+        if tab == "services":
+            await pilot.press(*"jjjjjjjjjj")  # off the top row: a k there moves nothing and repaints nothing
+            await pilot.pause(0.3)
         frames_from = len(repaints)
         started = time.perf_counter()
         latencies: list[float] = []
@@ -160,14 +182,17 @@ async def measure(rate: float | None, seconds: float, buffer_size: int, pool: li
             latencies.append(repaints[-1] - sent_at if repaints and repaints[-1] >= sent_at else 2.0)
             await asyncio.sleep(rng.uniform(0.05, 0.15))
         elapsed = time.perf_counter() - started
+        print("LAT", [round(x * 1000) for x in latencies], file=sys.stderr) if "--trace" in sys.argv else None
         frames = len(repaints) - frames_from
         feeder.stop_event.set()
         feeder.join()
         counters = store.counters()
         fps = frames / elapsed
+        counted = session.feed.aggregates.flows
         return {
             "rate": "full speed" if rate is None else f"{rate:,.0f}/s",
-            "filter": filter_text or "-",
+            "filter": (filter_text or "-") + ("" if tab == "flows" else f" [{tab}]"),
+            "counted": counted,
             "arrived": counters.received / (elapsed + 1.0),
             "keys": len(latencies),
             "p50": statistics.median(latencies) * 1000,
@@ -180,29 +205,30 @@ async def measure(rate: float | None, seconds: float, buffer_size: int, pool: li
         }
 
 
-RUNS = (("5000", ""), ("20000", ""), ("20000", "ns=otel-demo"), ("full", ""))
+RUNS = (("5000", "", "flows"), ("20000", "", "flows"), ("20000", "ns=otel-demo", "flows"), ("20000", "", "services"),
+        ("full", "", "flows"))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="UI responsiveness under flow load")
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per run (default 6)")
     parser.add_argument("--buffer-size", type=int, default=250_000)
-    parser.add_argument("--one", nargs=2, metavar=("RATE", "FILTER"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=3, metavar=("RATE", "FILTER", "TAB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is None:
         # Each run in its own process, so memory figures do not include earlier runs.
-        print(f"{'arrival':>11} {'filter':>13} {'got/s':>8} {'keys':>5} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
-              f" {'fps':>5} {'retained':>9} {'evicted':>9} {'RSS MB':>7}", flush=True)
-        for rate, filter_text in RUNS:
+        print(f"{'arrival':>11} {'filter':>22} {'got/s':>8} {'keys':>5} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+              f" {'fps':>5} {'retained':>9} {'evicted':>9} {'RSS MB':>7} {'counted':>9}", flush=True)
+        for rate, filter_text, tab in RUNS:
             command = [sys.executable, __file__, "--seconds", str(args.seconds), "--buffer-size",
-                       str(args.buffer_size), "--one", rate, filter_text]
+                       str(args.buffer_size), "--one", rate, filter_text, tab]
             subprocess.run(command, check=True)
         return 0
     rate = None if args.one[0] == "full" else float(args.one[0])
     pool = flow_pool(20_000)
-    r = asyncio.run(measure(rate, args.seconds, args.buffer_size, pool, args.one[1]))
-    print(f"{r['rate']:>11} {r['filter']:>13} {r['arrived']:>8.0f} {r['keys']:>5} {r['p50']:>7.1f} {r['p99']:>7.1f}"
-          f" {r['max']:>7.1f} {r['fps']:>5.1f} {r['retained']:>9} {r['evicted']:>9} {r['rss']:>7.0f}", flush=True)
+    r = asyncio.run(measure(rate, args.seconds, args.buffer_size, pool, args.one[1], args.one[2]))
+    print(f"{r['rate']:>11} {r['filter']:>22} {r['arrived']:>8.0f} {r['keys']:>5} {r['p50']:>7.1f} {r['p99']:>7.1f}"
+          f" {r['max']:>7.1f} {r['fps']:>5.1f} {r['retained']:>9} {r['evicted']:>9} {r['rss']:>7.0f} {r['counted']:>9}", flush=True)
     return 0
 
 
