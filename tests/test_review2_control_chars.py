@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_support import UTC, FixedClock, flows, make_flow
+from ui_support import UTC, FixedClock, flows, make_flow
 
 from kcockpit.model.record import FlowRecord
 from kcockpit.model.store import FlowStore

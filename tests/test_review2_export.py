@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_support import UTC, FixedClock, flows, scenario_records
+from ui_support import UTC, FixedClock, flows, scenario_records
 
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import write_capture

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_support import CART, FRONTEND, UTC, FixedClock, flows, make_flow
+from ui_support import CART, FRONTEND, UTC, FixedClock, flows, make_flow
 
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import write_capture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
-from test_ui_support import UTC, FixedClock, flows, make_flow
+from ui_support import UTC, FixedClock, flows, make_flow
 
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import write_capture

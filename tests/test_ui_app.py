@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_live import wait_until
-from test_ui_support import UTC, FixedClock, flows, make_flow, scenario_records
+from ui_support import capture, flows, make_app, make_flow, scenario_records, wait_until  # noqa: F401 - capture is a fixture
 
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import read_capture, write_capture
@@ -17,29 +16,6 @@ from kcockpit.ui.screens.too_small import TooSmallScreen
 from kcockpit.application.integrations import Integrations, PolicyFeed
 from kcockpit.application.session import CaptureSession
 from kcockpit.wire.hubble_pb import flow_pb
-
-
-class RecordingCaptureSession(CaptureSession):
-    """A capture session that remembers the filters the app asked the source for."""
-
-    def __init__(self, path: str, store: FlowStore) -> None:
-        super().__init__(path, store)
-        self.requested: list[tuple[tuple, tuple]] = []
-
-    def apply_filter(self, whitelist, blacklist) -> None:
-        self.requested.append((tuple(whitelist), tuple(blacklist)))
-
-
-@pytest.fixture
-def capture(tmp_path: Path) -> Path:
-    path = tmp_path / "flows.json"
-    write_capture(scenario_records(120), path)
-    return path
-
-
-def make_app(capture: Path, tmp_path: Path, **options) -> CockpitApp:
-    session = RecordingCaptureSession(str(capture), FlowStore(10_000))
-    return CockpitApp(session, zone=UTC, clock=FixedClock(), export_dir=tmp_path, **options)
 
 
 async def run_from_palette(pilot, name: str) -> None:
@@ -390,7 +366,7 @@ async def test_palette_runs_a_flow_list_action_from_the_filter_bar(capture: Path
 @pytest.fixture
 def burst_capture(tmp_path: Path) -> Path:
     """Twenty identical policy drops in a row between other flows, as a broken DNS policy makes them."""
-    from test_ui_support import COREDNS, FRONTEND
+    from ui_support import COREDNS, FRONTEND
 
     drops = [make_flow(10 + i, FRONTEND, COREDNS, udp=True, port=53, verdict=flow_pb.DROPPED,
                        drop_reason=flow_pb.POLICY_DENIED) for i in range(20)]

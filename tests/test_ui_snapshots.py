@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_live import wait_until
-from test_ui_support import UTC, FixedClock, make_flow, scenario_records
+from ui_support import UTC, FixedClock, make_flow, scenario_records, wait_until
 
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import write_capture
