@@ -9,7 +9,7 @@ from kcockpit.application.integrations import Notices
 from kcockpit.cli_options import policy_feed_from_args
 from polling import wait_until
 
-DATA = Path(__file__).parent / "data" / "policies"
+DATA = Path(__file__).parents[1] / "data" / "policies"
 
 
 def started_feed(directory: Path):

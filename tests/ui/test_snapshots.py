@@ -2,7 +2,7 @@
 
 Deterministic: a fixed capture of generated flows, times shown in UTC, a clock that does
 not move, animations off (tests/conftest.py), and the table focused (no blinking cursor).
-Update after an intended change with `pytest tests/test_ui_snapshots.py --snapshot-update`
+Update after an intended change with `pytest tests/ui/test_snapshots.py --snapshot-update`
 and look at the report before committing.
 """
 
