@@ -3,15 +3,24 @@ and the filter terms `v` and `n` write."""
 
 from __future__ import annotations
 
-import pytest
-from ui_support import CART, COREDNS, FRONTEND, LOADGEN, UTC, FixedClock, make_flow, scenario_records
+from pathlib import Path
 
+import pytest
+from rich.cells import cell_len
+from ui_support import CART, COREDNS, FRONTEND, LOADGEN, UTC, FixedClock, flows, make_flow, scenario_records
+
+from kcockpit.application.session import CaptureSession
 from kcockpit.application.status import StatusInfo, fit_parts, status_parts
 from kcockpit.model.record import FlowRecord
-from kcockpit.ui.columns import cell, cell_parts, endpoint_cell, layout_columns, row_key
+from kcockpit.model.store import FlowStore
+from kcockpit.sources.capture import write_capture
+from kcockpit.ui.app import CockpitApp
+from kcockpit.ui.columns import cell, cell_parts, endpoint_cell, fit, layout_columns, row_key
 from kcockpit.ui.filtering import NAMESPACE_KEYS, VERDICT_KEYS, compile_filter, with_term
+from kcockpit.ui.printable import printable
 from kcockpit.ui.rate import RateMeter
 from kcockpit.ui.rows import RowBuffer
+from kcockpit.ui.screens.detail import FlowDetailScreen
 from kcockpit.wire.hubble_pb import flow_pb
 
 
@@ -201,3 +210,188 @@ def test_verdict_and_namespace_terms_rewrite_the_filter_text() -> None:
     assert state.verdict == "DROPPED" and state.namespace == "otel-demo" and not state.error
     bad = compile_filter("verdict=nope")
     assert bad.error.startswith("✗ column 1: unknown verdict 'nope'") and bad.matcher is None
+
+
+# ===== Folded from test_review2_control_chars.py ==================================================
+# Review 2: control characters in flow text never reach the terminal.
+#
+# Found by hand: a capture (or a live flow) whose HTTP URL or DNS name holds an ESC, e.g.
+# `GET /\x1b]0;PWNED\x07`, set the terminal's window title when the Flows table or the
+# detail view drew it; `\x1b[2J` cleared the screen, `\n` broke the row. Whoever sends
+# traffic through the cluster chooses those strings. They are now shown as control
+# pictures (␛, ␇, ␊), one cell each, so the columns stay aligned.
+
+
+EVIL_URL = "http://shop/\x1b]0;PWNED\x07/\x1b[2J\x9b31m\nnext\tcol\x7f"
+EVIL_QUERY = "evil.\x1b[5m.example.com."
+
+
+def evil_records() -> list[FlowRecord]:
+    http = make_flow(1, http=("GET", EVIL_URL, 0, flow_pb.REQUEST))
+    dns = make_flow(2, udp=True, port=53, dns=(EVIL_QUERY, flow_pb.REQUEST, 0))
+    return [http, dns]
+
+
+def is_clean(text: str) -> bool:
+    return not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
+def test_printable_maps_every_control_to_one_visible_character() -> None:
+    assert printable("plain text/é") == "plain text/é"
+    shown = printable(EVIL_URL)
+    assert is_clean(shown)
+    assert len(shown) == len(EVIL_URL)
+    assert "␛]0;PWNED␇" in shown and "␊next␉col␡" in shown and "\ufffd31m" in shown
+    assert printable("a\nb\x1b", keep_newlines=True) == "a\nb␛"
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_table_cells_of_a_hostile_flow_are_clean_and_exactly_as_wide_as_the_column(width: int) -> None:
+    for record in evil_records():
+        for column, cells in layout_columns(width):
+            text, _ = cell_parts(record, column.key, cells, UTC)
+            assert is_clean(text), (column.key, text)
+            assert len(text) == cells, (column.key, text)
+    assert "␛]0;PWNED␇" in cell_parts(evil_records()[0], "info", 60, UTC)[0]
+
+
+async def test_flows_table_and_detail_draw_no_control_characters(tmp_path: Path) -> None:
+    capture = tmp_path / "evil.json"
+    write_capture(evil_records(), capture)
+    app = CockpitApp(CaptureSession(str(capture), FlowStore(100)), zone=UTC, clock=FixedClock(), export_dir=tmp_path)
+    async with app.run_test(size=(160, 40)) as pilot:
+        assert len(flows(app).table.rows) == 2
+        drawn = [flows(app).table.render_line(y).text for y in range(4)]
+        assert any("␛]0;PWNED␇" in line for line in drawn), drawn
+        assert all(is_clean(line) for line in drawn), drawn
+        await pilot.press("g", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, FlowDetailScreen)
+        texts = [str(static.render()) for static in app.screen.query("Static")]
+        assert any("␛]0;PWNED␇" in text for text in texts), texts
+        for text in texts:
+            assert is_clean(text.replace("\n", "")), text
+
+
+# ===== Folded from test_review2_wide_chars.py =====================================================
+# Review 2: URLs with wide characters (CJK, emoji) keep the row's columns in place.
+#
+# Found by hand at 80x24: `GET /商品/東京/カート/...` filled the L7 INFO column with twice as
+# many cells as it has (fit() counted characters, not cells), which pushed VERDICT off the
+# row: a flow's verdict was not shown at all.
+
+
+URLS = ("http://shop/商品/東京/カート/チェックアウト/確認ページ", "http://shop/" + "🛒" * 30, "http://shop/plain/ascii/path/long/enough/to/cut")
+
+
+@pytest.mark.parametrize("text", ["abc", "商品東京", "🛒🛒🛒", "a商b品c"])
+@pytest.mark.parametrize("width", [0, 1, 2, 3, 5, 8, 20])
+def test_fit_is_exactly_width_cells(text: str, width: int) -> None:
+    shown = fit(text, width)
+    assert cell_len(shown) == width
+    if cell_len(text) > width >= 2:
+        assert shown.rstrip().endswith("…")
+
+
+@pytest.mark.parametrize("width", [80, 120, 160])
+def test_every_cell_of_a_wide_url_row_is_as_wide_as_its_column(width: int) -> None:
+    for index, url in enumerate(URLS):
+        record = make_flow(index, http=("GET", url, 0, flow_pb.REQUEST))
+        for column, cells in layout_columns(width):
+            text, _ = cell_parts(record, column.key, cells, UTC)
+            assert cell_len(text) == cells, (column.key, text)
+
+
+async def test_the_verdict_is_drawn_on_a_row_with_a_cjk_url(tmp_path: Path) -> None:
+    capture = tmp_path / "wide.json"
+    write_capture([make_flow(i, http=("GET", url, 0, flow_pb.REQUEST)) for i, url in enumerate(URLS)], capture)
+    app = CockpitApp(CaptureSession(str(capture), FlowStore(100)), zone=UTC, clock=FixedClock(), export_dir=tmp_path)
+    async with app.run_test(size=(80, 24)):
+        assert len(flows(app).table.rows) == 3
+        for y in (1, 2, 3):
+            line = flows(app).table.render_line(y)
+            assert line.cell_length == flows(app).table.scrollable_content_region.width
+            assert line.text.rstrip().endswith("FORWARDED"), line.text
+
+
+# ===== Folded from test_review2_filter_terms.py ===================================================
+# Review 2: what `v` (verdict) and `n` (namespace) write into the filter.
+#
+# Found by hand: after `w` in a flow's detail (it writes `from:… to:… or from:… to:…`),
+# `v` to dropped appended `verdict=dropped` once, so it only narrowed the second
+# alternative: forwarded flows of the first direction stayed on screen under a filter
+# that reads "dropped". Also: `not verdict=dropped` counted as the verdict dropped (`v`
+# then wrote `not verdict=audit`), a typed `dropped` did not count (so `v` added a second,
+# OR-ed verdict), and `n` on `ns=a or ns=b` wrote the broken `or namespace=…`.
+# The terms are now read from the parsed filter.
+
+
+BETWEEN = "from:pod=otel-demo/frontend to:pod=otel-demo/cartservice or from:pod=otel-demo/cartservice to:pod=otel-demo/frontend"
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "expected"),
+    [
+        (BETWEEN, "dropped",
+         "from:pod=otel-demo/frontend to:pod=otel-demo/cartservice verdict=dropped or "
+         "from:pod=otel-demo/cartservice to:pod=otel-demo/frontend verdict=dropped"),
+        ("dropped ns=otel-demo", "audit", "ns=otel-demo verdict=audit"),
+        ("not verdict=dropped", "forwarded", "not verdict=dropped verdict=forwarded"),
+        ("hubble observe -n otel-demo --verdict DROPPED --to-port 53", "audit",
+         "hubble observe -n otel-demo --to-port 53 verdict=audit"),
+        ("a=b verdict=dropped or c=d verdict=dropped", "", "a=b or c=d"),
+    ],
+)
+def test_verdict_term_in_every_alternative(text: str, value: str, expected: str) -> None:
+    assert with_term(text, VERDICT_KEYS, value) == expected
+    assert not compile_filter(expected).error
+
+
+def test_namespace_term_never_leaves_a_dangling_or() -> None:
+    assert with_term("ns=a or ns=b", NAMESPACE_KEYS, "") == ""
+    assert with_term("ns=a or ns=b", NAMESPACE_KEYS, "c") == "namespace=c or namespace=c"
+    assert not compile_filter(with_term("ns=a or ns=b", NAMESPACE_KEYS, "c")).error
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict", "namespace"),
+    [
+        ("dropped", "DROPPED", ""),
+        ("not verdict=dropped", "", ""),
+        ("!dropped ns=a", "", "a"),
+        ("verdict=dropped,verdict=forwarded", "", ""),
+        ("ns=a or ns=b", "", ""),
+        ("ns=a verdict=dropped or ns=a verdict=dropped udp", "DROPPED", "a"),
+        ("hubble observe -n x --verdict DROPPED", "DROPPED", "x"),
+    ],
+)
+def test_the_verdict_and_namespace_are_those_every_alternative_requires(text: str, verdict: str, namespace: str) -> None:
+    state = compile_filter(text)
+    assert not state.error
+    assert (state.verdict, state.namespace) == (verdict, namespace)
+
+
+async def test_v_after_a_between_filter_shows_only_drops_in_both_directions(tmp_path: Path) -> None:
+    records = [
+        make_flow(0, FRONTEND, CART),
+        make_flow(1, CART, FRONTEND),
+        make_flow(2, FRONTEND, CART, verdict=flow_pb.DROPPED, drop_reason=flow_pb.POLICY_DENIED),
+        make_flow(3, CART, FRONTEND, verdict=flow_pb.DROPPED, drop_reason=flow_pb.POLICY_DENIED),
+    ]
+    capture = tmp_path / "flows.json"
+    write_capture(records, capture)
+    app = CockpitApp(CaptureSession(str(capture), FlowStore(100)), zone=UTC, clock=FixedClock(),
+                     export_dir=tmp_path, initial_filter=BETWEEN)
+    async with app.run_test(size=(120, 30)) as pilot:
+        assert len(flows(app).table.rows) == 4
+        await pilot.press("v", "v")  # any -> forwarded -> dropped
+        await pilot.pause()
+        assert flows(app).filter_state.verdict == "DROPPED"
+        shown = flows(app).table.rows.snapshot()
+        assert [r.verdict for r in shown] == [flow_pb.DROPPED, flow_pb.DROPPED]
+
+
+def test_all_namespaces_on_an_alternative_of_only_a_namespace_clears_the_filter() -> None:
+    # (ns=a) or (ns=b) or (udp) without the namespaces is (anything) or ...: every flow.
+    assert with_term("ns=a or ns=b or udp", NAMESPACE_KEYS, "") == ""
+    assert with_term("ns=a udp or ns=b tcp", NAMESPACE_KEYS, "") == "udp or tcp"
