@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_ui_support import UTC, FixedClock
+from ui_support import UTC, FixedClock
 
 from kcockpit.application.integrations import Integrations, PolicyFeed
 from kcockpit.application.session import CaptureSession

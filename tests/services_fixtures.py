@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from test_ui_support import UTC, FixedClock
+from ui_support import UTC, FixedClock
 
 from kcockpit.application.session import CaptureSession
 from kcockpit.model.record import FlowRecord

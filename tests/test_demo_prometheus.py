@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_fixture import require_binary
-from test_ui_live import wait_until
-from test_ui_policy import demo_app, status_text
+from ui_support import demo_app, status_text, wait_until
 
 from kcockpit.sim.embedded import DemoCluster
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dns_tab_captures import counted, dns_app
-from test_ui_live import wait_until
+from ui_support import wait_until
 
 from kcockpit.model.dns_health import DROPPED, UNANSWERED
 from kcockpit.ui.screens.detail import FlowDetailScreen

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from dns_tab_captures import counted, dns_app
-from test_ui_live import wait_until
+from ui_support import wait_until
 
 from kcockpit.ui.tabs.dns import DnsTab
 

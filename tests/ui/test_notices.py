@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_ui_live import wait_until
-from test_ui_support import UTC, FixedClock, flows, scenario_records
+from ui_support import UTC, FixedClock, flows, scenario_records, wait_until
 from textual.widgets._toast import Toast
 
 from kcockpit.application.session import CaptureSession

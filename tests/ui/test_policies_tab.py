@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from policies_tab_support import policies_app
-from test_ui_live import wait_until
+from ui_support import wait_until
 
 from kcockpit.application import policy_insights as pi
 from kcockpit.policy import builders

@@ -7,7 +7,7 @@ import shutil
 import sys
 
 import pytest
-from test_ui_tmux import ROOT, Terminal
+from ui_tmux import ROOT, Terminal
 
 pytestmark = [
     pytest.mark.tmux,

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_ui_support import scenario_records
+from ui_support import scenario_records
 
 from kcockpit.sources.capture import write_capture
 from kcockpit.ui.serve import cockpit_arguments, is_loopback

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 from services_fixtures import demo_raws, services_app
-from test_ui_live import wait_until
-from test_ui_support import flows
+from ui_support import flows, wait_until
 
 from kcockpit.model.service_tree import edge_filter
 from kcockpit.ui.tabs.services import ServicesTab

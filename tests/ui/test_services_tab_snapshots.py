@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from services_fixtures import services_app
-from test_ui_live import wait_until
+from ui_support import wait_until
 
 from kcockpit.application.service_signals import PanelSignals, SignalLine
 from kcockpit.ui.tabs.services import ServicesTab

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from test_ui_tmux import ROOT, Terminal
+from ui_tmux import ROOT, Terminal
 
 pytestmark = [
     pytest.mark.tmux,

@@ -7,8 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_live import wait_until
-from test_ui_support import UTC, FixedClock, flows, scenario_records
+from ui_support import UTC, FixedClock, flows, scenario_records, wait_until
 
 from kcockpit.application.session import CaptureSession
 from kcockpit.model.store import FlowStore

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from test_ui_live import wait_until
+from ui_support import wait_until
 
 from kcockpit.application.session import DemoSession
 from kcockpit.application.talk import built_in_script

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from test_ui_support import UTC, flows
+from ui_support import UTC, flows, wait_until
 
 from kcockpit.model.record import VERDICT_DROPPED
 from kcockpit.model.store import FlowStore
@@ -12,14 +12,6 @@ from kcockpit.sim.embedded import DemoCluster
 from kcockpit.ui.app import CockpitApp
 from kcockpit.application.session import DemoSession
 from kcockpit.wire.hubble_pb import flow_pb
-
-
-async def wait_until(predicate, pilot, timeout: float = 15.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 async def test_live_demo_filters_server_side_steps_phases_and_survives_the_server_going_away() -> None:

@@ -10,29 +10,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_ui_live import wait_until
-from test_ui_support import UTC, flows
+from ui_support import UTC, demo_app, flows, status_text, wait_until
 
 from kcockpit.model.record import VERDICT_DROPPED, VERDICT_FORWARDED, FlowRecord
-from kcockpit.model.store import FlowStore
 from kcockpit.sim.embedded import DemoCluster
 from kcockpit.ui.app import CockpitApp
 from kcockpit.application.integrations import PolicyFeed
 from kcockpit.ui.policy_view import fix_document
 from kcockpit.ui.screens.detail import FlowDetailScreen
-from kcockpit.application.session import DemoSession
 from kcockpit.application.status import fit_parts, status_parts
-from kcockpit.ui.widgets.status_bar import StatusBar
 
 DENIED_SENTENCE = (
     "DENIED at egress of otel-demo/frontend: isolated by otel-demo/frontend-egress-allow-to-backend; "
     "its only rule allows app=backend, not kube-system/kube-dns on UDP 53."
 )
-
-
-def demo_app(tmp_path: Path, cluster: DemoCluster, *, start_prometheus: bool = False, **session_options) -> CockpitApp:
-    session = DemoSession(cluster, FlowStore(50_000), services=True, start_prometheus=start_prometheus, **session_options)
-    return CockpitApp(session, zone=UTC, export_dir=tmp_path)
 
 
 def frontend_dns(record: FlowRecord, verdict: int) -> bool:
@@ -53,11 +44,6 @@ def newest(app: CockpitApp, verdict: int, after_ns: int = 0) -> FlowRecord | Non
 def shown_text(screen) -> str:
     """Everything the policy section shows, one widget per line."""
     return "\n".join(str(static.render()) for static in screen.query("#policy-section Static"))
-
-
-def status_text(app: CockpitApp) -> str:
-    bar = app.screen.query_one(StatusBar)
-    return " │ ".join(p.text for p in status_parts(bar.info)) if bar.info else ""
 
 
 async def open_detail(app: CockpitApp, pilot, record: FlowRecord) -> FlowDetailScreen:

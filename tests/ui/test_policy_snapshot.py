@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_ui_live import wait_until
-from test_ui_support import UTC, FixedClock
+from ui_support import UTC, FixedClock, wait_until
 
 from kcockpit.model.record import VERDICT_DROPPED, FlowRecord
 from kcockpit.model.store import FlowStore

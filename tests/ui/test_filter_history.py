@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_ui_app import capture, make_app  # noqa: F401 - capture is a fixture
-from test_ui_live import wait_until
-from test_ui_support import flows
+from ui_support import capture, flows, make_app, wait_until  # noqa: F401 - capture is a fixture
 
 
 async def test_esc_clears_the_filter_says_so_and_up_brings_it_back(capture: Path, tmp_path: Path) -> None:  # noqa: F811

@@ -5,41 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_live import wait_until
-from test_ui_support import UTC, FixedClock, flows, make_flow, scenario_records
+from ui_support import UTC, FixedClock, capture, flows, make_app, make_flow, scenario_records, wait_until  # noqa: F401 - capture is a fixture
 
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import read_capture, write_capture
 from kcockpit.ui.app import CockpitApp
+from kcockpit.ui.export import export_records
 from kcockpit.ui.screens.detail import FlowDetailScreen
 from kcockpit.ui.screens.help import HelpScreen
 from kcockpit.ui.screens.too_small import TooSmallScreen
 from kcockpit.application.integrations import Integrations, PolicyFeed
 from kcockpit.application.session import CaptureSession
 from kcockpit.wire.hubble_pb import flow_pb
-
-
-class RecordingCaptureSession(CaptureSession):
-    """A capture session that remembers the filters the app asked the source for."""
-
-    def __init__(self, path: str, store: FlowStore) -> None:
-        super().__init__(path, store)
-        self.requested: list[tuple[tuple, tuple]] = []
-
-    def apply_filter(self, whitelist, blacklist) -> None:
-        self.requested.append((tuple(whitelist), tuple(blacklist)))
-
-
-@pytest.fixture
-def capture(tmp_path: Path) -> Path:
-    path = tmp_path / "flows.json"
-    write_capture(scenario_records(120), path)
-    return path
-
-
-def make_app(capture: Path, tmp_path: Path, **options) -> CockpitApp:
-    session = RecordingCaptureSession(str(capture), FlowStore(10_000))
-    return CockpitApp(session, zone=UTC, clock=FixedClock(), export_dir=tmp_path, **options)
 
 
 async def run_from_palette(pilot, name: str) -> None:
@@ -390,7 +367,7 @@ async def test_palette_runs_a_flow_list_action_from_the_filter_bar(capture: Path
 @pytest.fixture
 def burst_capture(tmp_path: Path) -> Path:
     """Twenty identical policy drops in a row between other flows, as a broken DNS policy makes them."""
-    from test_ui_support import COREDNS, FRONTEND
+    from ui_support import COREDNS, FRONTEND
 
     drops = [make_flow(10 + i, FRONTEND, COREDNS, udp=True, port=53, verdict=flow_pb.DROPPED,
                        drop_reason=flow_pb.POLICY_DENIED) for i in range(20)]
@@ -468,3 +445,51 @@ async def test_a_taller_terminal_keeps_following(capture: Path, tmp_path: Path) 
         await pilot.resize_terminal(120, 30)  # the view scrolls up by itself to fill the space
         await pilot.pause(0.2)
         assert flows(app).table.follow and flows(app).table.cursor == len(flows(app).table.rows) - 1
+
+
+# ===== Folded from test_review2_export.py =========================================================
+# Review 2: `x` (export) when the export directory cannot be written any more.
+#
+# Found by hand: `kcockpit --input-file F --export-dir D`, then D removed while the app runs,
+# then `x`: the CaptureError of write_capture escaped action_export (it only caught OSError)
+# and the app died with a traceback, losing the user's session.
+
+
+def test_export_records_raises_oserror_when_the_directory_cannot_be_made(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    impossible = tmp_path / "file" / "exports"  # below a file: no directory can be made there
+    with pytest.raises(OSError, match="cannot create the directory .*file/exports.*Not a directory"):
+        export_records(scenario_records(2), impossible)
+    assert not impossible.exists()
+
+
+async def test_export_into_a_removed_directory_reports_and_keeps_running(tmp_path: Path) -> None:
+    capture = tmp_path / "flows.json"
+    write_capture(scenario_records(10), capture)
+    export_dir = tmp_path / "exports"
+    export_dir.mkdir()
+    app = CockpitApp(CaptureSession(str(capture), FlowStore(1000)), zone=UTC, clock=FixedClock(), export_dir=export_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert len(flows(app).table.rows) == 10
+        export_dir.rmdir()  # e.g. a tmp dir cleaned up while the cockpit runs...
+        export_dir.write_text("")  # ...and its name taken by a file: it cannot be made again
+        await pilot.press("x")
+        await pilot.pause()
+        assert app.is_running
+        messages = [str(n.message) for n in app._notifications]
+        assert any(m.startswith("Export failed: cannot create the directory") and "exports" in m for m in messages), messages
+        assert len(flows(app).table.rows) == 10  # the view is intact
+
+
+async def test_export_into_a_removed_directory_makes_it_again_and_says_where(tmp_path: Path) -> None:
+    capture = tmp_path / "flows.json"
+    write_capture(scenario_records(10), capture)
+    export_dir = tmp_path / "exports"
+    app = CockpitApp(CaptureSession(str(capture), FlowStore(1000)), zone=UTC, clock=FixedClock(), export_dir=export_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("x")
+        await pilot.pause()
+        written = list(export_dir.glob("kcockpit-flows-*.json"))
+        assert len(written) == 1
+        messages = [str(n.message) for n in app._notifications]
+        assert any(str(written[0]) in m for m in messages), messages  # the notice names the file

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from test_ui_support import scenario_records
+from ui_support import scenario_records
 
 from kcockpit.ui.columns import row_key
 from kcockpit.ui.rows import COMPACT_EVERY, RowBuffer

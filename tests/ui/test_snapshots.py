@@ -2,7 +2,7 @@
 
 Deterministic: a fixed capture of generated flows, times shown in UTC, a clock that does
 not move, animations off (tests/conftest.py), and the table focused (no blinking cursor).
-Update after an intended change with `pytest tests/test_ui_snapshots.py --snapshot-update`
+Update after an intended change with `pytest tests/ui/test_snapshots.py --snapshot-update`
 and look at the report before committing.
 """
 
@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_live import wait_until
-from test_ui_support import UTC, FixedClock, make_flow, scenario_records
+from ui_support import UTC, FixedClock, make_flow, scenario_records, wait_until
 
 from kcockpit.model.store import FlowStore
 from kcockpit.sources.capture import write_capture
