@@ -328,7 +328,10 @@ class ServicesTab(CockpitTab):
         self._signals_stale = False
         aggregates = self.session.aggregates
         workload = self._selected_workload()
-        if aggregates is None or workload is None or self.query_one("#svc-signals").has_class("-hidden"):
+        panel = next(iter(self.query("#svc-signals")), None)  # gone while the app shuts down
+        if panel is None:
+            return
+        if aggregates is None or workload is None or panel.has_class("-hidden"):
             self._paint_signals(None, "")
             return
         label = window_label(self.window_s)
