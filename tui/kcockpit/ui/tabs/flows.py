@@ -103,7 +103,13 @@ class FlowsTab(CockpitTab):
 
     def select_text(self, text: str) -> bool:
         """The newest row naming `text` (an endpoint, a DNS name, a path) is selected, paused."""
+        if self.refiltering:  # the rows are still those of the previous filter
+            return False
+        matcher = self.filter_state.matcher
+
         def shows(record: FlowRecord) -> bool:
+            if matcher is not None and not matcher.matches_record(record):
+                return False  # a row drained before the server applied the new filter
             record = record.decoded()
             names = (record.source.workload_name(), record.destination.workload_name(),
                      record.source.short_name(), record.destination.short_name(), record.l7_info())

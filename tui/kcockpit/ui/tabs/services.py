@@ -362,7 +362,8 @@ class ServicesTab(CockpitTab):
         workload = self._selected_workload()
         if feed is None or feed.state != "ready" or feed.config is None or workload is None or self._prometheus_busy:
             return
-        if self.query_one("#svc-signals").has_class("-hidden"):
+        panel = next(iter(self.query("#svc-signals")), None)
+        if panel is None or panel.has_class("-hidden"):
             return
         label = window_label(self.window_s)
         current = self._prometheus
