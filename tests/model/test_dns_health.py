@@ -276,3 +276,23 @@ def test_a_verdict_whose_failures_stopped_says_so() -> None:
     assert verdict.quiet_s is None  # 8 s: not yet
     (verdict,) = dns_health(rows, now_s=T0 + 55).verdicts
     assert verdict.quiet_s == 23 and verdict.line.endswith(" — it was DNS (none for 23 s: recovering?)")
+
+
+def test_answered_is_never_above_100_percent_at_a_windows_edge() -> None:
+    """Found in tmux: 102% answered, responses to requests sent just before the 1m window."""
+    from handmade_flows import COREDNS, FRONTEND, dns_request, dns_response, flow, raw
+    from kcockpit.model.aggregates import FlowAggregates
+    from kcockpit.model.dns_health import fold_names
+
+    aggregates = FlowAggregates()
+    aggregates.ingest_raw(raw(
+        flow(39.9, FRONTEND, COREDNS, sport=50100, dport=53, proto="UDP", event=129, l7=dns_request("a.")),
+        flow(40.1, COREDNS, FRONTEND, sport=53, dport=50100, proto="UDP", event=129, reply=True, l7=dns_response("a.")),
+        flow(41.0, FRONTEND, COREDNS, sport=50101, dport=53, proto="UDP", event=129, l7=dns_request("a.")),
+        flow(41.1, COREDNS, FRONTEND, sport=53, dport=50101, proto="UDP", event=129, reply=True, l7=dns_response("a.")),
+    ))
+    from handmade_flows import T0
+    (row,) = aggregates.dns_rows(60, T0 + 99)  # the window (39, 99] holds 1 request, 2 responses
+    assert (row.requests, row.responses) == (1, 2)
+    (name,) = fold_names([row])
+    assert name.answered_ratio == 1.0

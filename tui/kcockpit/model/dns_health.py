@@ -90,7 +90,8 @@ class DnsName:
 
     @property
     def answered_ratio(self) -> float:
-        return self.responses / self.requests if self.requests else math.nan
+        # At most 1: a window can hold the response of a request sent just before it began.
+        return min(1.0, self.responses / self.requests) if self.requests else math.nan
 
     def rcode(self, name: str) -> int:
         return self.rcodes.get(name, 0)
@@ -200,7 +201,7 @@ class DnsHealth:
 
     @property
     def answered_ratio(self) -> float:
-        return self.responses / self.lookups if self.lookups else math.nan
+        return min(1.0, self.responses / self.lookups) if self.lookups else math.nan
 
     @property
     def healthy(self) -> bool:
