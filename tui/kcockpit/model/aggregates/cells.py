@@ -21,7 +21,25 @@ def _merge_sketch(mine: LatencySketch | None, theirs: LatencySketch | None) -> L
     return mine
 
 
-class EdgeCell:
+class _Seen:
+    """When a cell's flows were seen: the first and the last flow time (0 before any)."""
+
+    __slots__ = ()
+
+    def seen(self, time_ns: int) -> None:
+        if not self.first_ns or time_ns < self.first_ns:
+            self.first_ns = time_ns
+        if time_ns > self.last_ns:
+            self.last_ns = time_ns
+
+    def _merge_seen(self, other) -> None:
+        if other.first_ns:
+            self.seen(other.first_ns)
+        if other.last_ns:
+            self.seen(other.last_ns)
+
+
+class EdgeCell(_Seen):
     """A service edge: flow counts by verdict, drops by reason, and HTTP RED counters kept
     apart by reporter (the server's ingress proxy, the client's egress proxy), so a window
     can count one side's view of each exchange."""
@@ -44,11 +62,6 @@ class EdgeCell:
         self.server_codes: Counter[int] = Counter()  # HTTP status of the responses
         self.client_codes: Counter[int] = Counter()
 
-    def seen(self, time_ns: int) -> None:
-        if not self.first_ns or time_ns < self.first_ns:
-            self.first_ns = time_ns
-        if time_ns > self.last_ns:
-            self.last_ns = time_ns
 
     def merge(self, other: EdgeCell) -> None:
         self.flows += other.flows
@@ -56,10 +69,7 @@ class EdgeCell:
         self.dropped += other.dropped
         if other.drop_reasons:
             self.drop_reasons.update(other.drop_reasons)
-        if other.first_ns and (not self.first_ns or other.first_ns < self.first_ns):
-            self.first_ns = other.first_ns
-        if other.last_ns > self.last_ns:
-            self.last_ns = other.last_ns
+        self._merge_seen(other)
         self.server_requests += other.server_requests
         self.server_responses += other.server_responses
         self.server_errors += other.server_errors
@@ -74,7 +84,7 @@ class EdgeCell:
             self.client_codes.update(other.client_codes)
 
 
-class DnsCell:
+class DnsCell(_Seen):
     """DNS lookups of one client, name and query type."""
 
     __slots__ = (
@@ -91,11 +101,6 @@ class DnsCell:
         self.first_ns = 0
         self.last_ns = 0
 
-    def seen(self, time_ns: int) -> None:
-        if not self.first_ns or time_ns < self.first_ns:
-            self.first_ns = time_ns
-        if time_ns > self.last_ns:
-            self.last_ns = time_ns
 
     def merge(self, other: DnsCell) -> None:
         self.requests += other.requests
@@ -109,13 +114,10 @@ class DnsCell:
         if other.servers:
             self.servers.update(other.servers)
         self.latency = _merge_sketch(self.latency, other.latency)
-        if other.first_ns and (not self.first_ns or other.first_ns < self.first_ns):
-            self.first_ns = other.first_ns
-        if other.last_ns > self.last_ns:
-            self.last_ns = other.last_ns
+        self._merge_seen(other)
 
 
-class CountCell:
+class CountCell(_Seen):
     """A count of flows and when they were seen (policy groups, all flows)."""
 
     __slots__ = ("flows", "first_ns", "last_ns")
@@ -125,15 +127,7 @@ class CountCell:
         self.first_ns = 0
         self.last_ns = 0
 
-    def seen(self, time_ns: int) -> None:
-        if not self.first_ns or time_ns < self.first_ns:
-            self.first_ns = time_ns
-        if time_ns > self.last_ns:
-            self.last_ns = time_ns
 
     def merge(self, other: CountCell) -> None:
         self.flows += other.flows
-        if other.first_ns and (not self.first_ns or other.first_ns < self.first_ns):
-            self.first_ns = other.first_ns
-        if other.last_ns > self.last_ns:
-            self.last_ns = other.last_ns
+        self._merge_seen(other)
