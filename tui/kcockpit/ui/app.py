@@ -241,13 +241,21 @@ class CockpitApp(App[int]):
         # signature, which a C builtin does not have (the app crashed after a minute).
         gc.collect()
 
+    def _shutting_down(self) -> bool:
+        """No screen left: a timer that fires once more while the app exits does nothing
+        (found in CI: the status timer met an empty screen stack)."""
+        return not self.screen_stack or not self.is_running
+
     def _refresh_current_tab(self) -> None:
-        self.current_tab.refresh_tab()
+        if not self._shutting_down():
+            self.current_tab.refresh_tab()
 
     # --- status bar ----------------------------------------------------------------
 
     def _update_status(self) -> None:
         """Compose the status line: the session's parts here, then what each tab adds."""
+        if self._shutting_down():
+            return
         state = self.session.state()
         demo = self.session.demo
         counters = self.store.counters()
