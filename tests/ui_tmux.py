@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,3 +69,17 @@ class Terminal:
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+
+
+# What every tmux test shares: its marks, and the cockpit run in the pane so that its exit
+# status can be read afterwards (KCOCKPIT_EXIT=N stays on screen for 30 s).
+TMUX_MARKS = [
+    pytest.mark.tmux,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+
+
+def cockpit_command(*arguments: str) -> str:
+    """The shell command a test types into tmux: `kcockpit ARGUMENTS` from this checkout."""
+    return (f"cd {ROOT} && PYTHONPATH={ROOT / 'tui'} {sys.executable} -m kcockpit {' '.join(arguments)}; "
+            "echo KCOCKPIT_EXIT=$?; sleep 30")

@@ -3,16 +3,11 @@ verdict names the policy that drops the frontend's lookups."""
 
 from __future__ import annotations
 
-import shutil
-import sys
 
 import pytest
-from ui_tmux import ROOT, Terminal
+from ui_tmux import TMUX_MARKS, Terminal, cockpit_command
 
-pytestmark = [
-    pytest.mark.tmux,
-    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
-]
+pytestmark = TMUX_MARKS
 
 
 @pytest.fixture
@@ -23,10 +18,7 @@ def terminal():
 
 
 def test_the_dns_verdict_names_the_policy_in_a_real_terminal(terminal: Terminal) -> None:
-    command = (
-        f"cd {ROOT} && PYTHONPATH={ROOT / 'tui'} {sys.executable} -m kcockpit --demo --seed 3 --no-kubernetes; "
-        "echo KCOCKPIT_EXIT=$?; sleep 30"
-    )
+    command = cockpit_command("--demo", "--seed", "3", "--no-kubernetes")
     terminal.start(command, 80, 24)
     terminal.wait_for("● live", timeout=60)  # start-up: the demo's servers, on a loaded machine
     terminal.keys("]")

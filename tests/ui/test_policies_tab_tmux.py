@@ -3,16 +3,11 @@ Policies tab shows the DNS drop with the deciding policy's name."""
 
 from __future__ import annotations
 
-import shutil
-import sys
 
 import pytest
-from ui_tmux import ROOT, Terminal
+from ui_tmux import TMUX_MARKS, Terminal, cockpit_command
 
-pytestmark = [
-    pytest.mark.tmux,
-    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
-]
+pytestmark = TMUX_MARKS
 
 
 @pytest.fixture
@@ -24,10 +19,7 @@ def policies_terminal():
 
 def test_policies_tab_shows_the_dns_drop_in_a_real_terminal(policies_terminal: Terminal) -> None:
     terminal = policies_terminal
-    command = (
-        f"cd {ROOT} && PYTHONPATH={ROOT / 'tui'} {sys.executable} -m kcockpit --demo --seed 3; "
-        "echo KCOCKPIT_EXIT=$?; sleep 30"
-    )
+    command = cockpit_command("--demo", "--seed", "3")
     terminal.start(command, 80, 24)
     terminal.wait_for("● live", timeout=60)
     terminal.keys("]")

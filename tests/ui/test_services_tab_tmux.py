@@ -4,17 +4,12 @@ under frontend (✗, 53/UDP, POLICY_DENIED) is on screen."""
 from __future__ import annotations
 
 import re
-import shutil
-import sys
 import time
 
 import pytest
-from ui_tmux import ROOT, Terminal
+from ui_tmux import TMUX_MARKS, Terminal, cockpit_command
 
-pytestmark = [
-    pytest.mark.tmux,
-    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
-]
+pytestmark = TMUX_MARKS
 
 
 @pytest.fixture
@@ -25,7 +20,7 @@ def term():
 
 
 def test_the_broken_dns_edge_under_frontend_at_80x24(term: Terminal) -> None:
-    command = f"cd {ROOT} && PYTHONPATH={ROOT / 'tui'} {sys.executable} -m kcockpit --demo; echo KCOCKPIT_EXIT=$?; sleep 30"
+    command = cockpit_command("--demo")
     term.start(command, 80, 24)
     term.wait_for("● live", timeout=60)
     term.keys("]")

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from ui_tmux import ROOT, Terminal
+from ui_tmux import ROOT, TMUX_MARKS, Terminal
 
-pytestmark = [
-    pytest.mark.tmux,
-    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
-]
+pytestmark = TMUX_MARKS
 
 
 @pytest.fixture
