@@ -16,7 +16,14 @@ import os
 
 from kcockpit.application.integrations import PolicyFeed, policy_feed
 from kcockpit.sources.kubernetes import PolicyOptions
-from kcockpit.wire.connection import DEFAULT_DIAL_TIMEOUT, DEFAULT_SERVER, SERVER_ENV, TLS_PREFIX, HubbleConnection
+from kcockpit.wire.connection import (
+    DEFAULT_DIAL_TIMEOUT,
+    DEFAULT_SERVER,
+    SERVER_ENV,
+    STREAM_TRANSPORTS,
+    TLS_PREFIX,
+    HubbleConnection,
+)
 from kcockpit.wire.prometheus import (
     DEFAULT_TIMEOUT_S,
     PrometheusClient,
@@ -64,6 +71,13 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"connection timeout in seconds (default {DEFAULT_DIAL_TIMEOUT:g})",
     )
+    group.add_argument(
+        "--stream-transport",
+        choices=STREAM_TRANSPORTS,
+        default="h2",
+        help="how the flow stream is read: kcockpit's own HTTP/2 reader (h2, default, ~5x faster) "
+        "or grpc's channel (grpcio, a fallback)",
+    )
 
 
 def connection_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> HubbleConnection:
@@ -80,6 +94,7 @@ def connection_from_args(args: argparse.Namespace, environ: dict[str, str] | Non
         tls_server_name=args.tls_server_name,
         tls_allow_insecure=args.tls_allow_insecure,
         timeout=args.timeout,
+        stream_transport=getattr(args, "stream_transport", "h2"),
     )
     connection.validate()
     return connection
