@@ -5,6 +5,9 @@ drains the store every 20 ms as the UI does.
     python benchmarks/ingest.py --server HOST:PORT --count N [--capacity 50000] [--follow]
     python benchmarks/ingest.py --server HOST:PORT --count N --receive-only   # transport ceiling
 
+With --hubble-cli PATH it also times the real `hubble observe --last N -o compact` printing to
+/dev/null on the same source, before and after kcockpit's run, and prints the ratio.
+
 Without --follow it asks for the last N flows (`number`, as `hubble observe --last N`), which a
 real Relay answers from its buffers; with --follow it streams until N flows arrived. Reports
 flows/s over the whole call (connection setup included), the event loop's timer lag while
@@ -33,6 +36,7 @@ from kcockpit.model.store import FlowStore  # noqa: E402
 from kcockpit.sources.hubble import FlowStream, StreamStatus  # noqa: E402
 from kcockpit.cli_options import add_connection_arguments, connection_from_args  # noqa: E402
 from kcockpit.wire.connection import HubbleError  # noqa: E402
+from kcockpit.wire.grpc_stream import StreamCall  # noqa: E402
 from kcockpit.wire.hubble_client import GET_FLOWS_METHOD, flows_request  # noqa: E402
 from kcockpit.wire.hubble_pb import GetFlowsRequest  # noqa: E402
 
@@ -148,18 +152,33 @@ async def run(args: argparse.Namespace) -> dict:
 
 
 def receive_only(args: argparse.Namespace) -> tuple[int, float]:
-    """The transport's ceiling: the same channel and call, messages counted and dropped."""
+    """The transport's ceiling: the same call as FlowStream's, messages counted and dropped."""
     connection = connection_from_args(args)
+    started = time.perf_counter()
+    count = 0
+    if connection.stream_transport == "h2":
+        call = StreamCall(connection, GET_FLOWS_METHOD, flows_request(number=args.count).SerializeToString())
+        for batch in call.batches():
+            count += len(batch)
+        return count, time.perf_counter() - started
     channel = connection.sync_channel(single_threaded_stream=True)
     call = channel.unary_stream(GET_FLOWS_METHOD, request_serializer=GetFlowsRequest.SerializeToString,
                                 response_deserializer=None)
-    started = time.perf_counter()
-    count = 0
     for _ in call(flows_request(number=args.count)):
         count += 1
     elapsed = time.perf_counter() - started
     channel.close()
     return count, elapsed
+
+
+def hubble_cli_rate(cli: str, args: argparse.Namespace) -> float:
+    """flows/s of the real hubble CLI printing compact lines to /dev/null, same source and count."""
+    import subprocess
+
+    command = [cli, "observe", "--server", args.server, "--last", str(args.count), "-o", "compact"]
+    started = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return args.count / (time.perf_counter() - started)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--follow", action="store_true", help="follow the live stream until COUNT flows arrived")
     parser.add_argument("--no-aggregates", dest="aggregates", action="store_false",
                         help="receive, decode and store only: no aggregates (the path before they existed)")
+    parser.add_argument("--hubble-cli", metavar="PATH",
+                        help="also time the real hubble CLI (observe --last COUNT -o compact > /dev/null) on the same source")
     parser.add_argument("--receive-only", action="store_true",
                         help="only receive and count messages (no decode, no store): the transport's ceiling")
     args = parser.parse_args(argv)
@@ -182,11 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"received {count} messages in {elapsed:.2f} s")
         print(f"receive-only: {count / elapsed:.0f} messages/s")
         return 0
+    cli_rates = [hubble_cli_rate(args.hubble_cli, args)] if args.hubble_cli else []
     try:
         result = asyncio.run(run(args))
     except HubbleError as error:
         print(f"ingest: error: {error}", file=sys.stderr)
         return 1
+    if args.hubble_cli:
+        cli_rates.append(hubble_cli_rate(args.hubble_cli, args))
     print(
         f"received {result['received']} flows in {result['seconds']:.2f} s; store kept {result['retained']} "
         f"(evicted {result['evicted']}, lost at server {result['lost']}); drained {result['drained']} in "
@@ -201,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stored {result['stored_rate']:.0f} flows/s; aggregates counted {result['counted']} flows, "
               f"{result['counted_rate']:.0f} flows/s (child process, from the start)"
               + (f"; {result['missed']} evicted before they were counted (raise --capacity)" if result["missed"] else ""))
+    if cli_rates:
+        cli = sum(cli_rates) / len(cli_rates)
+        print(f"hubble CLI (compact to /dev/null), before and after: {cli_rates[0]:.0f} and {cli_rates[1]:.0f} "
+              f"flows/s; kcockpit / CLI = {result['rate'] / cli:.2f}")
     print(f"ingest: {result['rate']:.0f} flows/s")
     return 0
 
