@@ -309,7 +309,7 @@ def test_listener_exceptions_do_not_kill_the_stream(server) -> None:
 
 def test_an_unexpected_failure_becomes_an_error_state_not_a_traceback(server) -> None:
     class BrokenStore(FlowStore):
-        def append(self, record) -> None:
+        def extend(self, records) -> None:
             raise RuntimeError("disk on fire")
 
     stream = make_stream(server, BrokenStore(10), number=1, follow=False)

@@ -23,9 +23,11 @@ already has (same time and uuid), so nothing the server still holds is lost or d
 stop() then start() resumes the same way. `number`, `first`, `follow`, `since` and `until`
 are plain attributes: change them, then restart(), to send a different request.
 
-While flows pour in, the reader hands the GIL over every 2 ms (time.sleep(0)): otherwise the
-event loop waits up to the interpreter's 5 ms switch interval per wake-up, which doubled the
-loop's timer lag p99 in benchmarks/ingest.py (every 64 flows cut the lag further but cost a
+Flows go into the store a batch at a time (what one socket read brought): one lock and one
+deque extend per batch instead of per flow. While flows pour in, the reader hands the GIL
+over at most every 2 ms, between batches (time.sleep(0)): otherwise the event loop waits up
+to the interpreter's 5 ms switch interval per wake-up, which doubled the loop's timer lag
+p99 in benchmarks/ingest.py (handing over every 64 flows cut the lag further but cost a
 fifth of the throughput: sleep(0) takes ~60 us, the kernel's timer slack).
 """
 
@@ -61,8 +63,6 @@ _PERMANENT = {
 }
 
 
-_YIELD_EVERY = 64  # flows between counter updates and hand-over checks in the reader loop (a power of 2)
-_YIELD_EVERY_MASK = _YIELD_EVERY - 1
 _HAND_OVER_INTERVAL = 0.002  # seconds between GIL hand-overs (each costs time.sleep(0), ~60 us)
 _sleep = time.sleep
 _monotonic = time.monotonic
@@ -467,7 +467,7 @@ class FlowStream:
         timer.daemon = True
         timer.start()
         try:
-            self.ingest(call)
+            self.ingest_batches(call.batches() if isinstance(call, StreamCall) else ([raw] for raw in call))
         except grpc.RpcError as rpc_error:
             if dial_timed_out.is_set() and not session.stopping.is_set():
                 error = HubbleError(
@@ -499,53 +499,60 @@ class FlowStream:
             self.connects += 1
 
     def ingest(self, messages: Iterable[bytes]) -> None:
+        """Ingest serialized GetFlowsResponses one by one (benchmarks and replays feed bytes;
+        grpcio's call yields them so): see `ingest_batches`."""
+        self.ingest_batches([raw] for raw in messages)
+
+    def ingest_batches(self, batches: Iterable[list[bytes]]) -> None:
         """The reader's hot loop: parse each serialized GetFlowsResponse once, build FlowRecords
-        (keeping the bytes), append them to the store, track nodes, lost events and the resume
-        position. The reader thread feeds it the call; benchmarks and replays may feed it bytes."""
+        (keeping the bytes), append each batch to the store in one step, track nodes, lost
+        events and the resume position. The HTTP/2 reader's batches are what one socket
+        read brought, so batching adds no delay."""
         parse = GetFlowsResponse.FromString
-        append = self.store.append
+        extend = self.store.extend
         record_type = FlowRecord
         last_time = self._last_time_ns
         at_last_time = self._at_last_time
         # Flows at or before the resume instant may repeat what we already hold.
         resume_time = last_time
         resume_keys = {_flow_key(r) for r in at_last_time} if last_time >= 0 else set()
-        received = 0
-        hand_over_at = 0.0
+        hand_over_at = _monotonic() + _HAND_OVER_INTERVAL
         try:
-            for raw in messages:
-                response = parse(raw)
-                if response.WhichOneof("response_types") != "flow":
-                    self._went_live()
-                    if response.time.ToNanoseconds() >= resume_time:  # older ones we counted already
-                        self._handle_other(response)
+            for batch in batches:
+                records: list[FlowRecord] = []
+                keep = records.append
+                for raw in batch:
+                    response = parse(raw)
+                    if response.WhichOneof("response_types") != "flow":
+                        self._went_live()
+                        if response.time.ToNanoseconds() >= resume_time:  # older ones we counted already
+                            self._handle_other(response)
+                        continue
+                    flow = response.flow
+                    t = flow.time
+                    time_ns = t.seconds * 1_000_000_000 + t.nanos
+                    record = record_type(raw, time_ns, flow.verdict, flow.node_name)
+                    if time_ns == resume_time and _flow_key(record) in resume_keys:
+                        self.duplicates_skipped += 1
+                        continue
+                    if time_ns > last_time:
+                        last_time = time_ns
+                        at_last_time = [record]
+                    elif time_ns == last_time:
+                        at_last_time.append(record)
+                    keep(record)
+                if not records:
                     continue
-                flow = response.flow
-                t = flow.time
-                time_ns = t.seconds * 1_000_000_000 + t.nanos
-                record = record_type(raw, time_ns, flow.verdict, flow.node_name)
-                if time_ns == resume_time and _flow_key(record) in resume_keys:
-                    self.duplicates_skipped += 1
-                    continue
-                if time_ns > last_time:
-                    last_time = time_ns
-                    at_last_time = [record]
-                elif time_ns == last_time:
-                    at_last_time.append(record)
-                append(record)
-                received += 1
-                if not received & _YIELD_EVERY_MASK:
-                    self.flows_received += _YIELD_EVERY
-                    now = _monotonic()
-                    if now >= hand_over_at:
-                        # Let a waiting event loop thread have the GIL now rather than after
-                        # the interpreter's 5 ms switch interval: that wait is the UI's lag.
-                        _sleep(0)
-                        hand_over_at = now + _HAND_OVER_INTERVAL
-                elif received == 1:
-                    self._went_live()
+                extend(records)
+                self._went_live()  # a no-op once this attempt is live
+                self.flows_received += len(records)
+                now = _monotonic()
+                if now >= hand_over_at:
+                    # Let a waiting event loop thread have the GIL now rather than after
+                    # the interpreter's 5 ms switch interval: that wait is the UI's lag.
+                    _sleep(0)
+                    hand_over_at = now + _HAND_OVER_INTERVAL
         finally:
-            self.flows_received += received & _YIELD_EVERY_MASK
             self._last_time_ns = last_time
             self._at_last_time = at_last_time
 
