@@ -2,6 +2,7 @@
 
     python benchmarks/memory.py [--source fast|sim|both] [--case plain|matcher|ui|all]
                                 [--capacities 100000 200000] [--factor 2]
+    python benchmarks/memory.py --blocks   # compression: bytes and time per block size
 
 Each measurement runs in a fresh interpreter (`--child`): it fills a FlowStore through the
 reader thread's real loop (`FlowStream.ingest` over serialized GetFlowsResponses, each a new
@@ -133,6 +134,38 @@ def child(source: str, case: str, capacity: int, factor: float) -> dict:
     }
 
 
+def block_sizes(sources: tuple[str, ...], flows: int = 512 * 40, repeats: int = 7) -> None:
+    """Bytes per flow (frame + offsets), add + seal time per flow (min of `repeats`) and the
+    time to decompress one block, for blocks of 128, 256 and 512 flows."""
+    from kcockpit.model.blocks import Block
+
+    for source in sources:
+        messages = fast_messages() if source == "fast" else sim_messages()
+        flat = [next(messages) for _ in range(flows)]
+        for size in (128, 256, 512):
+            chunks = [flat[i : i + size] for i in range(0, len(flat), size)]
+            best, sealed = float("inf"), []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                sealed = []
+                for chunk in chunks:
+                    block = Block()
+                    for raw in chunk:
+                        block.add(raw)
+                    block.seal()
+                    sealed.append(block)
+                best = min(best, time.perf_counter() - started)
+            unpack = float("inf")
+            for _ in range(repeats):
+                started = time.perf_counter()
+                for block in sealed:
+                    block.plain()
+                unpack = min(unpack, (time.perf_counter() - started) / len(sealed))
+            stored = sum(block.compressed_size + 4 * (len(block) + 1) for block in sealed) / len(flat)
+            print(f"{source:<6} block {size:>3}: {stored:4.0f} B/flow (frame + offsets), add + seal "
+                  f"{best / len(flat) * 1e6:.2f} us/flow, decompress {unpack * 1e3:.3f} ms/block", flush=True)
+
+
 def measure(source: str, case: str, capacity: int, factor: float) -> dict:
     command = [sys.executable, __file__, "--child", "--source", source, "--case", case,
                "--capacities", str(capacity), "--factor", str(factor)]
@@ -146,12 +179,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", choices=("plain", "matcher", "ui", "all"), default="all")
     parser.add_argument("--capacities", type=int, nargs="+", default=[100_000, 200_000])
     parser.add_argument("--factor", type=float, default=2.0, help="flows pushed, in capacities")
+    parser.add_argument("--blocks", action="store_true", help="time and size the compression per block size")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.source, args.case, args.capacities[0], args.factor)))
         return 0
     sources = ("fast", "sim") if args.source == "both" else (args.source,)
+    if args.blocks:
+        block_sizes(sources)
+        return 0
     cases = ("plain", "matcher", "ui") if args.case == "all" else (args.case,)
     low, high = min(args.capacities), max(args.capacities)
     print(f"{'source':<6} {'case':<8} {'wire B/flow':>11} {'RSS ' + format(low, ','):>14} "

@@ -2,8 +2,9 @@
 
 The reader thread builds one per received flow, so construction touches only what the
 list view, the filters' fast paths and the aggregates need. The original
-GetFlowsResponse bytes stay on the record: the detail view and the exporter parse them
-again on demand (`record.response()`), so nothing the server sent is lost.
+GetFlowsResponse bytes stay with the record (compressed in a block once it is stored,
+see model.blocks): the detail view and the exporter parse them again on demand
+(`record.response()`), so nothing the server sent is lost.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, replace
 
+from kcockpit.model.blocks import FlowBytesLost
 from kcockpit.wire.hubble_pb import GetFlowsResponse, flow_pb
 
 # Enum numbers used on hot paths, spelled once.
@@ -312,7 +314,9 @@ class FlowRecord:
     Only `time_ns`, `verdict` and `node` are decoded when the record is made (that keeps
     ingest above 100k flows/s); the other attributes are decoded together, once, the
     first time any of them is read, and kept for the DECODED_KEPT records decoded last.
-    Attribute meanings:
+    A FlowStore moves the bytes into a compressed block (model.blocks): `raw` then reads
+    them back from there, and raises FlowBytesLost if that block is damaged. Attribute
+    meanings:
     flow_type (FlowType: 1 L3_L4, 2 L7), event_type (CiliumEventType.type: 1 drop,
     4 trace, 5 policy verdict, 129 L7), direction (TrafficDirection), is_reply (None when
     unknown), protocol ("TCP", "UDP", "ICMPv4", "ICMPv6", "SCTP" or ""), tcp_flags
@@ -320,8 +324,9 @@ class FlowRecord:
     2 response), source/destination (EndpointInfo).
     """
 
-    # _details: a _Details, or None until decoded.
-    __slots__ = ("raw", "time_ns", "verdict", "node", "_details")
+    # _raw: the bytes, or the Block holding them at _index (set before _raw names the block;
+    # changed only while _raw holds bytes). _details: a _Details, or None until decoded.
+    __slots__ = ("_raw", "_index", "time_ns", "verdict", "node", "_details")
 
     uuid: str
     drop_reason: int
@@ -346,7 +351,7 @@ class FlowRecord:
     summary: str
 
     def __init__(self, raw: bytes, time_ns: int, verdict: int, node: str) -> None:
-        self.raw = raw
+        self._raw = raw
         self.time_ns = time_ns
         self.verdict = verdict
         self.node = _NODES.get(node) or _node(node)
@@ -374,6 +379,17 @@ class FlowRecord:
         return cls(raw, t.seconds * 1_000_000_000 + t.nanos, flow.verdict, flow.node_name)
 
     @property
+    def raw(self) -> bytes:
+        """The GetFlowsResponse bytes as received; FlowBytesLost when they cannot be read."""
+        while True:
+            holder = self._raw
+            if holder.__class__ is bytes:
+                return holder
+            index = self._index
+            if self._raw is holder:  # else the store moved the bytes meanwhile: read again
+                return holder.get(index)
+
+    @property
     def is_decoded(self) -> bool:
         """Whether decoded details are kept on this record now."""
         return self._details is not None
@@ -395,8 +411,9 @@ class FlowRecord:
         records shown (the last decoded) in place."""
         if self._details is not None:
             return self
-        copy = FlowRecord(self.raw, self.time_ns, self.verdict, self.node)
-        copy._details = _decode_details(self.raw)
+        raw = self.raw
+        copy = FlowRecord(raw, self.time_ns, self.verdict, self.node)
+        copy._details = _decode_details(raw)
         return copy
 
     def response(self):
