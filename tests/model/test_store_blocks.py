@@ -13,9 +13,9 @@ from observer_fixture import make_flow_response
 import kcockpit.model.store as store_module
 import kcockpit.model.blocks as blocks_module
 from kcockpit.model.blocks import BLOCK_FLOWS, Block, FlowBytesLost, forget_cached, seal_pending
-from kcockpit.model.record import FlowRecord
-from kcockpit.model.store import FlowStore
-from kcockpit.sources.capture import load_capture, write_capture
+from kcockpit.model.record import UNREADABLE, FlowRecord
+from kcockpit.model.store import FlowStore, rehouse
+from kcockpit.sources.capture import load_capture, read_capture, write_capture
 from kcockpit.wire.hubble_pb import flow_pb
 
 
@@ -206,6 +206,9 @@ def test_a_damaged_block_is_reported_for_its_flows_only() -> None:
     assert [record.raw for record in kept[256:]] == raws[256:]  # the other blocks are intact
     lost = kept[7]
     assert (lost.time_ns, lost.verdict, lost.node) == (raws_record(raws[7]).time_ns, flow_pb.FORWARDED, "node-1")
+    assert lost.unreadable and not kept[300].unreadable
+    assert (lost.uuid, lost.summary, lost.source.short_name(), lost.l7_info()) == ("", UNREADABLE, "?", "")
+    assert lost.decoded() is lost  # no copy to make: nothing more to decode
 
 
 def raws_record(raw: bytes) -> FlowRecord:
@@ -227,6 +230,21 @@ def test_any_damage_to_a_frame_is_a_flow_bytes_lost(where: str) -> None:
         store.snapshot()[10].raw
     with pytest.raises(FlowBytesLost):  # and again: the damage is remembered
         store.snapshot()[11].raw
+
+
+def test_export_skips_flows_whose_bytes_are_lost(tmp_path) -> None:
+    store, raws = damaged_store()
+    path = tmp_path / "out.json"
+    assert write_capture(store.snapshot(), path) == 600 - 256
+    assert [record.raw for record in read_capture(path).records] == raws[256:]
+
+
+def test_evicting_a_damaged_block_and_rehousing_its_survivors_does_not_fail() -> None:
+    store, raws = damaged_store()
+    survivors = store.snapshot()[250:260]
+    rehouse(survivors)
+    assert [record.unreadable for record in survivors] == [True] * 6 + [False] * 4
+    assert [record.raw for record in survivors[6:]] == raws[256:260]
 
 
 # --- captures ----------------------------------------------------------------------

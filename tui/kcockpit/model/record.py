@@ -238,6 +238,9 @@ _DETAIL_FIELDS = (
     "summary",
 )
 
+UNREADABLE = "flow bytes unreadable"  # what a flow whose stored bytes are lost shows
+
+
 class _Details:
     """A record's decoded fields, made in one go; a record holds one or none."""
 
@@ -290,6 +293,20 @@ def _decode_details(raw: bytes) -> _Details:
     return details
 
 
+def _unreadable_details() -> _Details:
+    """What a record whose bytes are lost shows: no L4/L7 fields, `?` endpoints."""
+    nobody = EndpointInfo("", "", "", 0, "", 0, (), (), "")
+    blank = {"uuid": "", "is_reply": None, "protocol": "", "tcp_flags": (), "source": nobody, "destination": nobody,
+             "l7_kind": "", "http_method": "", "http_url": "", "dns_query": "", "dns_qtypes": (), "dns_ips": (),
+             "summary": UNREADABLE}
+    details = _Details()
+    for name in _DETAIL_FIELDS:
+        setattr(details, name, blank.get(name, 0))
+    return details
+
+
+_UNREADABLE_DETAILS = _unreadable_details()
+
 # Decoded details stay on a record for its next reads (the flow list renders a row many
 # times), but only on the DECODED_KEPT records decoded last: a pass over the whole store (a
 # filter, the namespace list) would otherwise leave ~700 B of decoded fields on every flow.
@@ -315,8 +332,8 @@ class FlowRecord:
     ingest above 100k flows/s); the other attributes are decoded together, once, the
     first time any of them is read, and kept for the DECODED_KEPT records decoded last.
     A FlowStore moves the bytes into a compressed block (model.blocks): `raw` then reads
-    them back from there, and raises FlowBytesLost if that block is damaged. Attribute
-    meanings:
+    them back from there, and raises FlowBytesLost if that block is damaged (the record
+    then reads as `unreadable`, its details empty). Attribute meanings:
     flow_type (FlowType: 1 L3_L4, 2 L7), event_type (CiliumEventType.type: 1 drop,
     4 trace, 5 policy verdict, 129 L7), direction (TrafficDirection), is_reply (None when
     unknown), protocol ("TCP", "UDP", "ICMPv4", "ICMPv6", "SCTP" or ""), tcp_flags
@@ -390,12 +407,21 @@ class FlowRecord:
                 return holder.get(index)
 
     @property
+    def unreadable(self) -> bool:
+        """True when the stored bytes are lost: only time, verdict and node are known."""
+        return (self._details or self._decode()) is _UNREADABLE_DETAILS
+
+    @property
     def is_decoded(self) -> bool:
         """Whether decoded details are kept on this record now."""
         return self._details is not None
 
     def _decode(self) -> _Details:
-        details = _decode_details(self.raw)
+        try:
+            details = _decode_details(self.raw)
+        except FlowBytesLost:
+            self._details = _UNREADABLE_DETAILS
+            return _UNREADABLE_DETAILS
         # The slot is assigned once, with every field set: another thread reading the record
         # meanwhile either finds no details (and decodes too) or complete ones.
         self._details = details
@@ -411,7 +437,11 @@ class FlowRecord:
         records shown (the last decoded) in place."""
         if self._details is not None:
             return self
-        raw = self.raw
+        try:
+            raw = self.raw
+        except FlowBytesLost:
+            self._details = _UNREADABLE_DETAILS
+            return self
         copy = FlowRecord(raw, self.time_ns, self.verdict, self.node)
         copy._details = _decode_details(raw)
         return copy
