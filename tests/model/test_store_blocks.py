@@ -14,7 +14,7 @@ import kcockpit.model.store as store_module
 import kcockpit.model.blocks as blocks_module
 from kcockpit.model.blocks import BLOCK_FLOWS, Block, FlowBytesLost, forget_cached, seal_pending
 from kcockpit.model.record import UNREADABLE, FlowRecord
-from kcockpit.model.store import FlowStore, rehouse
+from kcockpit.model.store import FlowStore, pack_records, rehouse, unpack_records
 from kcockpit.sources.capture import load_capture, read_capture, write_capture
 from kcockpit.wire.hubble_pb import flow_pb
 
@@ -247,7 +247,28 @@ def test_evicting_a_damaged_block_and_rehousing_its_survivors_does_not_fail() ->
     assert [record.raw for record in survivors[6:]] == raws[256:260]
 
 
-# --- captures ----------------------------------------------------------------------
+# --- shipping and captures ----------------------------------------------------------------------
+
+
+def test_packed_records_unpack_to_the_same_bytes_in_order() -> None:
+    raws = wire(800)
+    store = FlowStore(10_000, block_flows=100)
+    store.extend(records_of(raws[:790]))
+    loose = records_of(raws[790:])  # never stored: their own bytes
+    records = store.snapshot()[5:790] + loose
+    records = records[:300] + records[301:]  # a gap inside a block
+    seal_pending()
+    chunks = pack_records(records)
+    kinds = [chunk[0] for chunk in chunks]
+    assert kinds == ["zstd"] * 8 + ["raw"]  # 7 sealed blocks, one split by the gap; then loose bytes
+    flows, lost = unpack_records(chunks)
+    assert [bytes(flow) for flow in flows] == [record.raw for record in records] and lost == 0
+
+
+def test_unpacking_a_damaged_block_counts_its_flows_as_lost() -> None:
+    store, raws = damaged_store()
+    flows, lost = unpack_records(pack_records(store.snapshot()[200:]))
+    assert lost == 56 and [bytes(flow) for flow in flows] == raws[256:]
 
 
 def test_a_capture_exported_from_a_compressed_store_equals_its_input(tmp_path) -> None:

@@ -138,6 +138,11 @@ class Block:
             raise FlowBytesLost(self._error) from None
         return plain
 
+    def frame(self) -> tuple[bytes, bytes]:
+        """A sealed block as (compressed frame, offsets as bytes): what `unpack` takes back."""
+        assert self._parts is None, "only a sealed block has a frame"
+        return self._data, self._offsets.tobytes()
+
 
 # --- sealing off the producer's thread ------------------------------------------------------
 
@@ -180,6 +185,18 @@ def seal_pending() -> None:
         done = threading.Event()
         _waiting.put(done)
         done.wait()
+
+
+def unpack(frame: bytes, offsets: bytes) -> list[memoryview]:
+    """The flows' bytes of a sealed block's `frame()`, e.g. in another process; FlowBytesLost
+    when the frame is damaged."""
+    block = Block()
+    block._parts = None
+    block._data = frame
+    block._offsets.frombytes(offsets)
+    view = memoryview(block.plain())
+    bounds = block._offsets
+    return [view[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
 
 
 # Decompressed blocks recently read, oldest first: reading a flow list's rows, exporting or

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import sys
 import threading
+from array import array
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import compress, islice
 
-from kcockpit.model.blocks import BLOCK_FLOWS, Block, FlowBytesLost, seal_later
+from kcockpit.model.blocks import BLOCK_FLOWS, Block, FlowBytesLost, seal_later, unpack
 from kcockpit.model.record import FlowRecord
 
 # A flow costs about 2.5 KB here: its ~1.4 KB of wire bytes (kept for the detail view and
@@ -225,3 +226,71 @@ def rehouse(records: list[FlowRecord], block_flows: int = BLOCK_FLOWS) -> None:
         block.seal()
         for record in moved:
             record._raw = block
+
+
+# --- shipping records' bytes to another process -------------------------------------------
+
+
+def pack_records(records: list[FlowRecord]) -> list[tuple]:
+    """The wire bytes of `records`, in order, compactly for a pipe: runs of flows from one
+    sealed block as its compressed frame (("zstd", frame, offsets, first, count): ~15x
+    fewer bytes, no decompression here), the rest as ("raw", lengths, joined bytes).
+    `unpack_records` gives the flows back."""
+    chunks: list[tuple] = []
+    raws: list[bytes] = []
+    block: Block | None = None
+    first = last = 0
+
+    def close_run() -> None:
+        if block is not None:
+            frame, offsets = block.frame()
+            chunks.append(("zstd", frame, offsets, first, last - first + 1))
+
+    def close_raws() -> None:
+        if raws:
+            chunks.append(("raw", array("I", map(len, raws)).tobytes(), b"".join(raws)))
+            raws.clear()
+
+    for record in records:
+        holder = record._raw
+        index = record._index if holder.__class__ is not bytes else 0
+        if holder.__class__ is Block and holder.sealed and record._raw is holder:
+            if holder is block and index == last + 1:
+                last = index
+                continue
+            close_run()
+            close_raws()
+            block, first, last = holder, index, index
+            continue
+        close_run()
+        block = None
+        try:
+            raws.append(record.raw)
+        except FlowBytesLost:
+            pass
+    close_run()
+    close_raws()
+    return chunks
+
+
+def unpack_records(chunks: list[tuple]) -> tuple[list[memoryview], int]:
+    """The flows' bytes of `pack_records` chunks, and how many were lost (damaged frames)."""
+    flows: list[memoryview] = []
+    lost = 0
+    for chunk in chunks:
+        if chunk[0] == "raw":
+            _, lengths, payload = chunk
+            sizes = array("I")
+            sizes.frombytes(lengths)
+            view = memoryview(payload)
+            offset = 0
+            for size in sizes:
+                flows.append(view[offset : offset + size])
+                offset += size
+            continue
+        _, frame, offsets, first, count = chunk
+        try:
+            flows.extend(unpack(frame, offsets)[first : first + count])
+        except FlowBytesLost:
+            lost += count
+    return flows, lost
