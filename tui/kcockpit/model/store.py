@@ -32,11 +32,13 @@ from itertools import compress, islice
 from kcockpit.model.blocks import BLOCK_FLOWS, Block, FlowBytesLost, seal_later, unpack
 from kcockpit.model.record import FlowRecord
 
-# A flow costs about 2.5 KB here: its ~1.4 KB of wire bytes (kept for the detail view and
-# export), the record, and its decoded fields once shown. So 100k flows are ~250 MB: modest
-# on a shared bastion, 5 minutes of the demo, 50 s of a busy 2k flows/s cluster (more with
-# a server-side filter). --buffer-size raises it.
-DEFAULT_CAPACITY = 100_000
+# A retained flow costs about 250 B here (measured: benchmarks/memory.py, RESULTS.md): the
+# record (~110 B), its wire bytes compressed (~55-80 B of ~1.1-1.4 KB), the deque's and the
+# flow list's references; the decoded fields of the few flows shown (~700 B each) are kept
+# for the last 8192 decoded only. So 1M flows are ~250 MB: modest on a shared bastion, 50
+# minutes of the demo, 8 minutes of a busy 2k flows/s cluster (more with a server-side
+# filter). --buffer-size changes it.
+DEFAULT_CAPACITY = 1_000_000
 
 # Records out of view are looked at in batches of this many, once a whole further batch
 # has left the view after them: by then the flow list has dropped the rows it showed of
