@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-import pytest
 from observer_fixture import lost_events_response, make_flow_response, node_status_response
 
+import kcockpit.model.record as record_module
 from kcockpit.model.record import _DETAIL_FIELDS, FlowRecord, url_path
 from kcockpit.wire.hubble_pb import flow_pb, relay_pb
 
@@ -28,9 +28,9 @@ def test_non_flow_responses_are_not_records() -> None:
 
 def test_details_decode_lazily_and_once() -> None:
     record = FlowRecord.from_bytes(make_flow_response(4).SerializeToString())
-    with pytest.raises(AttributeError):
-        object.__getattribute__(record, "source")  # not decoded yet
+    assert not record.is_decoded
     assert record.uuid == "f-4"  # first detail access decodes all of them
+    assert record.is_decoded
     source = record.source
     assert record.source is source  # decoded once, then plain slot reads
     assert (source.namespace, source.pod, source.identity, source.ip, source.port) == (
@@ -99,9 +99,18 @@ def test_decoded_gives_a_copy_until_the_record_itself_is_decoded() -> None:
     record = FlowRecord.from_bytes(make_flow_response(4).SerializeToString())
     copy = record.decoded()
     assert copy is not record and copy.source.pod == "client-1" and copy.raw is record.raw
-    with pytest.raises(AttributeError):
-        object.__getattribute__(record, "source")
+    assert copy.is_decoded and not record.is_decoded
     assert record.uuid == "f-4" and record.decoded() is record
+
+
+def test_decoded_details_stay_on_the_last_decoded_records_only(monkeypatch) -> None:
+    monkeypatch.setattr(record_module, "DECODED_KEPT", 100)
+    monkeypatch.setattr(record_module, "_kept", type(record_module._kept)())
+    kept = [FlowRecord.from_bytes(make_flow_response(i).SerializeToString()) for i in range(600)]
+    assert [record.uuid for record in kept] == [f"f-{i}" for i in range(600)]  # every one decoded once...
+    assert sum(record.is_decoded for record in kept) == 100  # ...the last 100 keep it
+    assert all(record.is_decoded for record in kept[-100:])
+    assert kept[0].source.pod == "client-0" and kept[0].is_decoded  # decoded again on demand
 
 
 def test_from_flow_wraps_in_a_response_with_node_and_time() -> None:
@@ -162,35 +171,27 @@ def _dns_response_flow():
 
 
 def test_a_detail_attribute_once_visible_never_changes_while_the_record_decodes() -> None:
-    # Another thread (the UI) may read a record while the reader thread decodes it: any slot it
-    # can see must already hold its final value, never a placeholder ("" or ()) set on the way.
+    # Another thread (the UI) may read a record while the reader thread decodes it: what it
+    # can see must already hold its final values, never a placeholder ("" or ()) set on the way.
     record = FlowRecord.from_bytes(_dns_response_flow().SerializeToString())
-    seen: dict[str, list[object]] = {}
-
-    def snapshot() -> None:
-        for name in _DETAIL_FIELDS:
-            try:
-                value = object.__getattribute__(record, name)
-            except AttributeError:
-                continue
-            seen.setdefault(name, []).append(value)
+    seen: list[object] = []
 
     def tracer(frame, event, arg):
-        if frame.f_code is FlowRecord._decode_details.__code__:
+        if frame.f_code is FlowRecord._decode.__code__:
             def on_line(frame, event, arg):
-                snapshot()  # what a second thread would see at this point
+                seen.append(record._details)  # what a second thread would see at this point
                 return on_line
             return on_line
         return None
 
     sys.settrace(tracer)
     try:
-        record._decode_details()
+        record._decode()
     finally:
         sys.settrace(None)
-    snapshot()
-    changed = {name: values for name, values in seen.items() if any(v != values[-1] for v in values)}
-    assert changed == {}
+    details = record._details
+    assert details is not None and {id(d) for d in seen} <= {id(None), id(details)}
+    assert all(getattr(details, name, "unset") != "unset" for name in _DETAIL_FIELDS)
     assert (record.dns_query, record.dns_qtypes, record.dns_ips, record.dns_rcode) == (
         "example.com.", ("A",), ("1.2.3.4",), 3
     )

@@ -28,12 +28,12 @@ import subprocess
 import sys
 import threading
 import time
-from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from kcockpit.model.aggregates import Accumulator, FlowAggregates
 from kcockpit.model.record import FlowRecord
+from kcockpit.model.store import pack_records, unpack_records
 
 SEND_INTERVAL_S = 0.25  # how often the child hands over what it counted
 TAP_INTERVAL_S = 0.05  # how often the tap ships what the session's stream stored
@@ -246,8 +246,9 @@ class StreamFeed(AggregateFeed):
                 return
             for start in range(0, len(records), TAP_BATCH):
                 batch = records[start:start + TAP_BATCH]
-                lengths = array("I", [len(r.raw) for r in batch])
-                if not self._send(("flows", (lengths.tobytes(), b"".join(r.raw for r in batch)))):
+                # Sealed blocks go as they are stored, compressed: ~20x fewer bytes through
+                # the pipe and nothing decompressed here (the child does it).
+                if not self._send(("flows", pack_records(batch))):
                     self._mark = mark - len(records) + start  # the rest waits in the store for the next child
                     return
                 self.shipped += len(batch)
@@ -331,17 +332,6 @@ def _package_root() -> str:
 
 # --- the child process ------------------------------------------------------------------------
 
-def _split(lengths: bytes, payload: bytes) -> list[memoryview]:
-    sizes = array("I")
-    sizes.frombytes(lengths)
-    view = memoryview(payload)
-    out, offset = [], 0
-    for size in sizes:
-        out.append(view[offset:offset + size])
-        offset += size
-    return out
-
-
 class _OwnStream:
     """A detached child's unfiltered follow stream, counted from a small store."""
 
@@ -395,7 +385,8 @@ def run_child(connection, pipe: _Pipe, parent_pid: int) -> None:
                 if kind == "stop":
                     return
                 if kind == "flows":
-                    accumulator.add_raw(_split(*payload))
+                    flows, _lost = unpack_records(payload)  # damaged blocks: nothing to count
+                    accumulator.add_raw(flows)
                 elif kind == "own" and own is None:
                     own = _OwnStream(connection, payload)
                 if time.monotonic() >= next_send:

@@ -2,14 +2,18 @@
 
 The reader thread builds one per received flow, so construction touches only what the
 list view, the filters' fast paths and the aggregates need. The original
-GetFlowsResponse bytes stay on the record: the detail view and the exporter parse them
-again on demand (`record.response()`), so nothing the server sent is lost.
+GetFlowsResponse bytes stay with the record (compressed in a block once it is stored,
+see model.blocks): the detail view and the exporter parse them again on demand
+(`record.response()`), so nothing the server sent is lost.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from dataclasses import dataclass, replace
 
+from kcockpit.model.blocks import FlowBytesLost
 from kcockpit.wire.hubble_pb import GetFlowsResponse, flow_pb
 
 # Enum numbers used on hot paths, spelled once.
@@ -234,13 +238,102 @@ _DETAIL_FIELDS = (
     "summary",
 )
 
+UNREADABLE = "flow bytes unreadable"  # what a flow whose stored bytes are lost shows
+
+
+class _Details:
+    """A record's decoded fields, made in one go; a record holds one or none."""
+
+    __slots__ = _DETAIL_FIELDS
+
+
+def _decode_details(raw: bytes) -> _Details:
+    flow = GetFlowsResponse.FromString(raw).flow
+    l4 = flow.l4
+    protocol = l4.WhichOneof("protocol") or ""
+    src_port = dst_port = 0
+    flags: tuple[str, ...] = ()
+    if protocol:
+        layer = getattr(l4, protocol)
+        if protocol in ("TCP", "UDP", "SCTP"):
+            src_port, dst_port = layer.source_port, layer.destination_port
+        if protocol == "TCP" and layer.HasField("flags"):
+            f = layer.flags
+            flags = tuple(name for name in _TCP_FLAG_NAMES if getattr(f, name))
+    ip = flow.IP
+    l7 = flow.l7
+    l7_kind = l7.WhichOneof("record") or ""
+    details = _Details()
+    details.http_method = details.http_url = details.dns_query = ""
+    details.http_code = details.dns_rcode = 0
+    details.dns_qtypes = details.dns_ips = ()
+    if l7_kind == "http":
+        http = l7.http
+        details.http_method, details.http_url, details.http_code = http.method, http.url, http.code
+    elif l7_kind == "dns":
+        dns = l7.dns
+        details.dns_query, details.dns_rcode = dns.query, dns.rcode
+        details.dns_qtypes, details.dns_ips = tuple(dns.qtypes), tuple(dns.ips)
+    details.uuid = flow.uuid
+    details.drop_reason = flow.drop_reason_desc or flow.drop_reason
+    details.flow_type = flow.Type
+    details.event_type = flow.event_type.type
+    details.direction = flow.traffic_direction
+    details.is_reply = flow.is_reply.value if flow.HasField("is_reply") else None
+    details.protocol = protocol
+    details.tcp_flags = flags
+    details.source = _endpoint(flow.source, ip.source, src_port, flow.source_names, flow.source_service)
+    details.destination = _endpoint(
+        flow.destination, ip.destination, dst_port, flow.destination_names, flow.destination_service
+    )
+    details.l7_kind = l7_kind
+    details.l7_type = l7.type
+    details.latency_ns = l7.latency_ns
+    details.summary = flow.Summary
+    return details
+
+
+def _unreadable_details() -> _Details:
+    """What a record whose bytes are lost shows: no L4/L7 fields, `?` endpoints."""
+    nobody = EndpointInfo("", "", "", 0, "", 0, (), (), "")
+    blank = {"uuid": "", "is_reply": None, "protocol": "", "tcp_flags": (), "source": nobody, "destination": nobody,
+             "l7_kind": "", "http_method": "", "http_url": "", "dns_query": "", "dns_qtypes": (), "dns_ips": (),
+             "summary": UNREADABLE}
+    details = _Details()
+    for name in _DETAIL_FIELDS:
+        setattr(details, name, blank.get(name, 0))
+    return details
+
+
+_UNREADABLE_DETAILS = _unreadable_details()
+
+# Decoded details stay on a record for its next reads (the flow list renders a row many
+# times), but only on the DECODED_KEPT records decoded last: a pass over the whole store (a
+# filter, the namespace list) would otherwise leave ~700 B of decoded fields on every flow.
+DECODED_KEPT = 8192
+_kept: deque[FlowRecord] = deque()
+_kept_lock = threading.Lock()
+
+# Every flow names its node: one shared string per node rather than one per flow.
+_NODES: dict[str, str] = {}
+_NODES_LIMIT = 10_000
+
+
+def _node(name: str) -> str:
+    if len(_NODES) >= _NODES_LIMIT:
+        _NODES.clear()
+    return _NODES.setdefault(name, name)
+
 
 class FlowRecord:
     """A received flow. `raw` is the GetFlowsResponse exactly as it came off the wire.
 
     Only `time_ns`, `verdict` and `node` are decoded when the record is made (that keeps
     ingest above 100k flows/s); the other attributes are decoded together, once, the
-    first time any of them is read. Attribute meanings:
+    first time any of them is read, and kept for the DECODED_KEPT records decoded last.
+    A FlowStore moves the bytes into a compressed block (model.blocks): `raw` then reads
+    them back from there, and raises FlowBytesLost if that block is damaged (the record
+    then reads as `unreadable`, its details empty). Attribute meanings:
     flow_type (FlowType: 1 L3_L4, 2 L7), event_type (CiliumEventType.type: 1 drop,
     4 trace, 5 policy verdict, 129 L7), direction (TrafficDirection), is_reply (None when
     unknown), protocol ("TCP", "UDP", "ICMPv4", "ICMPv6", "SCTP" or ""), tcp_flags
@@ -248,7 +341,9 @@ class FlowRecord:
     2 response), source/destination (EndpointInfo).
     """
 
-    __slots__ = ("raw", "time_ns", "verdict", "node", *_DETAIL_FIELDS)
+    # _raw: the bytes, or the Block holding them at _index (set before _raw names the block;
+    # changed only while _raw holds bytes). _details: a _Details, or None until decoded.
+    __slots__ = ("_raw", "_index", "time_ns", "verdict", "node", "_details")
 
     uuid: str
     drop_reason: int
@@ -273,10 +368,11 @@ class FlowRecord:
     summary: str
 
     def __init__(self, raw: bytes, time_ns: int, verdict: int, node: str) -> None:
-        self.raw = raw
+        self._raw = raw
         self.time_ns = time_ns
         self.verdict = verdict
-        self.node = node
+        self.node = _NODES.get(node) or _node(node)
+        self._details = None
 
     def __repr__(self) -> str:
         return f"FlowRecord(time_ns={self.time_ns}, node={self.node!r}, verdict={self.verdict_name})"
@@ -299,69 +395,56 @@ class FlowRecord:
         t = flow.time
         return cls(raw, t.seconds * 1_000_000_000 + t.nanos, flow.verdict, flow.node_name)
 
-    def __getattr__(self, name: str):
-        # Reached only for detail slots not yet filled: decode them all at once.
-        if name in _DETAIL_FIELDS:
-            self._decode_details()
-            return object.__getattribute__(self, name)
-        raise AttributeError(name)
+    @property
+    def raw(self) -> bytes:
+        """The GetFlowsResponse bytes as received; FlowBytesLost when they cannot be read."""
+        while True:
+            holder = self._raw
+            if holder.__class__ is bytes:
+                return holder
+            index = self._index
+            if self._raw is holder:  # else the store moved the bytes meanwhile: read again
+                return holder.get(index)
 
-    def _decode_details(self) -> None:
-        flow = GetFlowsResponse.FromString(self.raw).flow
-        l4 = flow.l4
-        protocol = l4.WhichOneof("protocol") or ""
-        src_port = dst_port = 0
-        flags: tuple[str, ...] = ()
-        if protocol:
-            layer = getattr(l4, protocol)
-            if protocol in ("TCP", "UDP", "SCTP"):
-                src_port, dst_port = layer.source_port, layer.destination_port
-            if protocol == "TCP" and layer.HasField("flags"):
-                f = layer.flags
-                flags = tuple(name for name in _TCP_FLAG_NAMES if getattr(f, name))
-        ip = flow.IP
-        l7 = flow.l7
-        l7_kind = l7.WhichOneof("record") or ""
-        # Each slot is assigned once, with its final value: another thread reading the record
-        # meanwhile either finds a slot empty (and decodes too) or sees the right value.
-        http_method = http_url = dns_query = ""
-        http_code = dns_rcode = 0
-        dns_qtypes: tuple[str, ...] = ()
-        dns_ips: tuple[str, ...] = ()
-        if l7_kind == "http":
-            http = l7.http
-            http_method, http_url, http_code = http.method, http.url, http.code
-        elif l7_kind == "dns":
-            dns = l7.dns
-            dns_query, dns_rcode, dns_qtypes, dns_ips = dns.query, dns.rcode, tuple(dns.qtypes), tuple(dns.ips)
-        self.http_method, self.http_url, self.http_code = http_method, http_url, http_code
-        self.dns_query, self.dns_rcode, self.dns_qtypes, self.dns_ips = dns_query, dns_rcode, dns_qtypes, dns_ips
-        self.uuid = flow.uuid
-        self.drop_reason = flow.drop_reason_desc or flow.drop_reason
-        self.flow_type = flow.Type
-        self.event_type = flow.event_type.type
-        self.direction = flow.traffic_direction
-        self.is_reply = flow.is_reply.value if flow.HasField("is_reply") else None
-        self.protocol = protocol
-        self.tcp_flags = flags
-        self.source = _endpoint(flow.source, ip.source, src_port, flow.source_names, flow.source_service)
-        self.destination = _endpoint(
-            flow.destination, ip.destination, dst_port, flow.destination_names, flow.destination_service
-        )
-        self.l7_kind = l7_kind
-        self.l7_type = l7.type
-        self.latency_ns = l7.latency_ns
-        self.summary = flow.Summary
+    @property
+    def unreadable(self) -> bool:
+        """True when the stored bytes are lost: only time, verdict and node are known."""
+        return (self._details or self._decode()) is _UNREADABLE_DETAILS
+
+    @property
+    def is_decoded(self) -> bool:
+        """Whether decoded details are kept on this record now."""
+        return self._details is not None
+
+    def _decode(self) -> _Details:
+        try:
+            details = _decode_details(self.raw)
+        except FlowBytesLost:
+            self._details = _UNREADABLE_DETAILS
+            return _UNREADABLE_DETAILS
+        # The slot is assigned once, with every field set: another thread reading the record
+        # meanwhile either finds no details (and decodes too) or complete ones.
+        self._details = details
+        with _kept_lock:
+            _kept.append(self)
+            if len(_kept) > DECODED_KEPT:
+                _kept.popleft()._details = None
+        return details
 
     def decoded(self) -> FlowRecord:
         """This record if its details are decoded already, else a decoded copy that is not
-        kept: a pass over many records (aggregation keys) then leaves them as light as they
-        were, instead of holding every decoded field of every record in memory."""
-        try:
-            object.__getattribute__(self, "source")
+        kept: a pass over many records (aggregation keys) then leaves the details of the
+        records shown (the last decoded) in place."""
+        if self._details is not None:
             return self
-        except AttributeError:
-            return FlowRecord(self.raw, self.time_ns, self.verdict, self.node)
+        try:
+            raw = self.raw
+        except FlowBytesLost:
+            self._details = _UNREADABLE_DETAILS
+            return self
+        copy = FlowRecord(raw, self.time_ns, self.verdict, self.node)
+        copy._details = _decode_details(raw)
+        return copy
 
     def response(self):
         """The full GetFlowsResponse, parsed again from the original bytes."""
@@ -408,3 +491,21 @@ class FlowRecord:
         `→ DNS A example.com.`), shortened to `width` cells when given; "" without L7."""
         summary = self.l7_summary()
         return summary.text if width is None else summary.fit(width)
+
+
+def _detail_property(name: str) -> property:
+    read_slot = getattr(_Details, name).__get__
+
+    def read(record: FlowRecord):
+        details = record._details
+        if details is None:
+            details = record._decode()
+        return read_slot(details)
+
+    read.__name__ = name
+    return property(read, doc=f"The flow's {name}, decoded with the other details on first use.")
+
+
+for _name in _DETAIL_FIELDS:
+    setattr(FlowRecord, _name, _detail_property(_name))
+del _name

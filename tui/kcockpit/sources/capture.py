@@ -18,7 +18,7 @@ from typing import IO
 
 from google.protobuf import json_format
 
-from kcockpit.model.record import FlowRecord
+from kcockpit.model.record import FlowBytesLost, FlowRecord
 from kcockpit.model.store import FlowStore
 from kcockpit.wire.hubble_pb import GetFlowsResponse
 from kcockpit.wire.protojson import message_to_dict, parse_dict
@@ -197,11 +197,17 @@ def response_to_line(response: GetFlowsResponse) -> str:
 
 def write_capture(records: Iterable[FlowRecord], destination: str | Path | IO[str]) -> int:
     """Write records as `hubble observe -o jsonpb` lines (to a path, `-` for stdout, or a text
-    stream); returns how many were written. The original wire message is exported unchanged."""
+    stream); returns how many were written. The original wire message is exported unchanged.
+    A record whose stored bytes are lost (FlowBytesLost: a damaged compressed block) has
+    nothing to write and is skipped: fewer lines than records then."""
     count = 0
     with _open(destination, "w") as (handle, _):
         for record in records:
-            handle.write(response_to_line(record.response()))
+            try:
+                response = record.response()
+            except FlowBytesLost:
+                continue
+            handle.write(response_to_line(response))
             handle.write("\n")
             count += 1
         handle.flush()

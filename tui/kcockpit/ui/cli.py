@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     view = parser.add_argument_group("view")
     view.add_argument(
         "--buffer-size", type=int, default=DEFAULT_CAPACITY, metavar="FLOWS",
-        help=f"flows kept in memory, about 2.5 KB each; the oldest are evicted beyond it (default: {DEFAULT_CAPACITY})",
+        help=f"flows kept in memory, about 250 bytes each (their wire bytes compressed); the oldest are evicted "
+             f"beyond it (default: {DEFAULT_CAPACITY})",
     )
     view.add_argument(
         "--theme", choices=THEME_NAMES, default=None,

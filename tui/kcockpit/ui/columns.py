@@ -18,7 +18,7 @@ from datetime import datetime, timezone, tzinfo
 
 from rich.cells import cell_len, set_cell_size
 
-from kcockpit.model.record import DIRECTION_NAMES, L7_RESPONSE, EndpointInfo, FlowRecord
+from kcockpit.model.record import DIRECTION_NAMES, L7_RESPONSE, UNREADABLE, EndpointInfo, FlowRecord
 from kcockpit.ui.printable import printable
 
 GAP = 1  # blank cells between columns
@@ -154,7 +154,10 @@ def format_count(count: int) -> str:
 
 
 def info_text(record: FlowRecord, width: int) -> str:
-    """The drop reason (never shortened) then the L7 summary, fitted to `width` cells."""
+    """The drop reason (never shortened) then the L7 summary, fitted to `width` cells; for
+    a flow whose stored bytes are lost, that they are (its time, verdict and node remain)."""
+    if record.unreadable:
+        return UNREADABLE
     summary = record.l7_summary()
     reason = record.drop_reason_name
     if reason:

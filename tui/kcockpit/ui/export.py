@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 EXPORT_DIR_ENV = "KCOCKPIT_EXPORT_DIR"
@@ -50,13 +51,26 @@ def export_path(directory: Path, now: float | None = None) -> Path:
     return unused_path(directory, f"kcockpit-flows-{stamp}", ".json")
 
 
-def export_records(records: list[FlowRecord], directory: Path) -> Path:
+@dataclass(frozen=True, slots=True)
+class Exported:
+    path: Path
+    flows: int  # written
+    skipped: int  # records whose stored bytes are lost: nothing to write
+
+    def message(self) -> str:
+        text = f"Exported {self.flows} flows to {self.path}"
+        if self.skipped:
+            text += f"; skipped {self.skipped} whose stored bytes are unreadable"
+        return text
+
+
+def export_records(records: list[FlowRecord], directory: Path) -> Exported:
     """Write `records` to a new capture in `directory`. Any failure is an OSError (the
     caller's "Export failed" message), including the CaptureError of a file that cannot be
     opened, e.g. when `directory` was removed after start-up."""
     path = export_path(ready_directory(directory))
     try:
-        write_capture(records, path)
+        written = write_capture(records, path)
     except CaptureError as error:
         raise OSError(str(error)) from None
-    return path
+    return Exported(path, written, len(records) - written)

@@ -26,8 +26,8 @@ from textual.widgets import Footer, Static
 
 from kcockpit.model.filterlang import parse_filter
 from kcockpit.model.hubble_cli import filter_for_flow_peers, filter_for_source_drops, hubble_observe_command
-from kcockpit.model.record import FlowRecord
-from kcockpit.ui.columns import format_port
+from kcockpit.model.record import UNREADABLE, FlowBytesLost, FlowRecord
+from kcockpit.ui.columns import format_port, format_time
 from kcockpit.model.flow_fields import flow_jsonpb, flow_sections
 from kcockpit.ui.policy_view import (
     PolicyExplanation,
@@ -110,6 +110,15 @@ class FlowDetailScreen(Screen["DetailJump | None"]):
         super().__init__()
         self.record = record
         self.zone = zone
+        # Stored bytes that cannot be read back (a damaged compressed block): one line says
+        # so; there are no fields, jsonpb, related flows or policy verdict to show.
+        self.lost = _lost(record)
+        if self.lost:
+            self.peers_filter = self.drops_filter = self.command = self.jsonpb = ""
+            self.explanation = self.policy_shown = None
+            self.fix_index = 0
+            self._policy_generation = None
+            return
         self.peers_filter = filter_for_flow_peers(record)
         self.drops_filter = filter_for_source_drops(record)
         self.command = hubble_observe_command(parse_filter(self.peers_filter))
@@ -138,7 +147,7 @@ class FlowDetailScreen(Screen["DetailJump | None"]):
         verdict was below the screen at 80x24 and looked missing); without policy data, only
         flows that are about policies say why there is none."""
         feed = self._policy_feed
-        if feed is None:
+        if feed is None or self.lost:
             return ""
         if policy_relevant(self.record) or feed.data().cluster is not None:
             return "first"
@@ -151,9 +160,17 @@ class FlowDetailScreen(Screen["DetailJump | None"]):
             Content.styled("Flow ", "bold"),
             Content.styled(f" {verdict} ", _VERDICT_STYLE.get(verdict, "bold") + " reverse"),
             " ",
-            Content(printable(f"{record.source.workload_name()} → {record.destination.workload_name()} {format_port(record)}")),
+            Content(UNREADABLE if self.lost else printable(
+                f"{record.source.workload_name()} → {record.destination.workload_name()} {format_port(record)}"
+            )),
         )
         yield Static(title, id="detail-title")
+        if self.lost:
+            with VerticalScroll(id="detail-body"):
+                yield Static(printable(self.lost), id="detail-lost", classes="detail-value -bad", markup=False)
+            yield StatusBar()
+            yield Footer(show_command_palette=False)
+            return
         with Horizontal(id="detail-columns"):
             with VerticalScroll(id="detail-body"):
                 placement = self._policy_placement()
@@ -262,6 +279,8 @@ class FlowDetailScreen(Screen["DetailJump | None"]):
         return explanation.fixes[self.fix_index % len(explanation.fixes)]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.lost and action in ("jump", "copy_json", "copy_command"):
+            return False
         if action in ("copy_fix", "save_fix"):
             return self._fix() is not None
         if action == "next_fix":
@@ -341,6 +360,16 @@ class DetailJump:
 
     def __bool__(self) -> bool:
         return bool(self.filter_text)
+
+
+def _lost(record: FlowRecord) -> str:
+    """"" when the record's bytes can be read, else one line saying what is left of it."""
+    try:
+        record.raw
+    except FlowBytesLost as error:
+        when = format_time(record.time_ns, None)
+        return f"{error}. Only its time ({when}), verdict and node ({record.node or '?'}) are known."
+    return ""
 
 
 def _row(label: str, value: str, value_class: str) -> Horizontal:

@@ -309,11 +309,11 @@ class FlowsTab(CockpitTab):
             self.notify("Nothing to export: the view is empty.", severity="warning")
             return
         try:
-            path = export_records(records, self.context.export_dir)
+            exported = export_records(records, self.context.export_dir)
         except OSError as error:
             self.notify(f"Export failed: {error}", severity="error", markup=False)
             return
-        self.notify(f"Exported {len(records)} flows to {path}", title="Export", markup=False)
+        self.notify(exported.message(), title="Export", markup=False, severity="warning" if exported.skipped else "information")
 
 
 def _matching(state: FilterState, records: list[FlowRecord]) -> list[FlowRecord]:
