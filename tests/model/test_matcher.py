@@ -331,10 +331,24 @@ def test_label_selector_edge_cases():
 
 
 def test_record_path_avoids_reparsing_when_fields_suffice(monkeypatch):
-    record = FlowRecord.from_flow(make_flow())
-    matcher = FlowMatcher(whitelist=[F(source_pod=["otel-demo/"], http_status_code=["5+"])])
+    # A record whose details are decoded (a row on screen), or a filter on what every record
+    # holds undecoded (verdict, node), is answered from the record's fields.
+    decoded = FlowRecord.from_flow(make_flow())
+    assert decoded.source.namespace == "otel-demo" and decoded.is_decoded
+    undecoded = FlowRecord.from_flow(make_flow())
     monkeypatch.setattr(FlowRecord, "flow", lambda self: pytest.fail("record path reparsed the flow"))
-    assert matcher.matches_record(record)
+    assert FlowMatcher(whitelist=[F(source_pod=["otel-demo/"], http_status_code=["5+"])]).matches_record(decoded)
+    assert FlowMatcher(whitelist=[F(verdict=[flow_pb.FORWARDED])]).matches_record(undecoded)
+    assert not undecoded.is_decoded
+
+
+def test_undecoded_records_are_matched_on_the_parsed_flow_and_stay_undecoded():
+    # Decoding every detail costs ~4x a parse, and a refilter of the whole store would then
+    # also push the rows on screen out of the decoded records kept.
+    record = FlowRecord.from_flow(make_flow())
+    assert FlowMatcher(whitelist=[F(source_pod=["otel-demo/"], http_status_code=["5+"])]).matches_record(record)
+    assert not FlowMatcher(whitelist=[F(source_pod=["kube-system/"])]).matches_record(record)
+    assert not record.is_decoded
 
 
 def test_every_flowfilter_field_has_a_positive_and_a_negative_row():

@@ -70,6 +70,29 @@ async def test_filter_typed_and_applied_locally_and_at_the_source(capture: Path,
         assert blacklist == ()
 
 
+async def test_a_big_store_shows_the_newest_matches_first_then_all(tmp_path: Path, monkeypatch) -> None:
+    from kcockpit.ui.tabs import flows as flows_module
+
+    monkeypatch.setattr(flows_module, "REFILTER_STEP", 500)
+    path = tmp_path / "big.json"
+    write_capture(scenario_records(3000), path)
+    app = make_app(path, tmp_path)
+    shown: list[int] = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(lambda: len(flows(app).table.rows) == 3000, pilot)
+        tab = flows(app)
+        original = tab._show_partial_refilter
+        monkeypatch.setattr(tab, "_show_partial_refilter",
+                            lambda rows, *rest: (shown.append(len(rows)), original(rows, *rest)))
+        assert tab.apply_filter("dropped")
+        await wait_until(lambda: not tab.refiltering, pilot)
+        # The newest 500 flows hold 83 drops (one flow in six): shown first, then all 500.
+        assert shown == [83]
+        rows = tab.table.rows.snapshot()
+        assert len(rows) == 500 and {r.verdict for r in rows} == {flow_pb.DROPPED}
+        assert [r.time_ns for r in rows] == sorted(r.time_ns for r in rows)
+
+
 async def test_type_ahead_after_slash_goes_to_the_filter(capture: Path, tmp_path: Path) -> None:
     """Keys that arrive together with `/` (a fast typist over SSH) land in the filter bar,
     not in the table: `n` would otherwise open the namespace picker. A `/` typed inside

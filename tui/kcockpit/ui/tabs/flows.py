@@ -28,6 +28,9 @@ from kcockpit.ui.widgets.flow_table import FlowTable
 
 DRAIN_INTERVAL = 1 / 20  # seconds between store drains (20 Hz)
 SYNC_REFILTER_LIMIT = 2_000  # larger stores are re-filtered on a thread
+# A thread re-filters the newest flows first and shows them, then the older ones in steps:
+# a million stored flows take seconds to match, the newest matches appear at once.
+REFILTER_STEP = 50_000
 VERDICT_CYCLE = ("", "FORWARDED", "DROPPED", "AUDIT")
 FLOW_LIST_LEGEND: Legend = (
     ("a → b", "a sent this to b: a is the client, PORT is b's (the service's) port."),
@@ -206,8 +209,24 @@ class FlowsTab(CockpitTab):
 
     @work(thread=True, exclusive=True, group="refilter")
     def _refilter_on_thread(self, records: list[FlowRecord], mark: int, state: FilterState, aggregate: bool, generation: int) -> None:
-        rows = self.table.make_rows(_matching(state, records), aggregate)
+        matched = _matching(state, records[-REFILTER_STEP:])
+        end = len(records) - REFILTER_STEP
+        if end > 0 and self._keep_in_view is None:  # following: show the newest matches now
+            self.app.call_from_thread(self._show_partial_refilter, self.table.make_rows(matched, aggregate),
+                                      mark, generation)
+        while end > 0:
+            if generation != self._view_generation:
+                return  # a newer filter or view took over
+            start = max(0, end - REFILTER_STEP)
+            matched[:0] = _matching(state, records[start:end])
+            end = start
+        rows = self.table.make_rows(matched, aggregate)
         self.app.call_from_thread(self._finish_refilter, rows, mark, generation)
+
+    def _show_partial_refilter(self, rows: RowBuffer, mark: int, generation: int) -> None:
+        """The newest flows' matches while older ones are still matched (still "filtering…")."""
+        if generation == self._view_generation and self._keep_in_view is None:
+            self.table.show_rows(rows)
 
     def _finish_refilter(self, rows: RowBuffer, mark: int, generation: int) -> None:
         if generation == self._view_generation:
