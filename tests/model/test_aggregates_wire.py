@@ -22,11 +22,12 @@ def edges(result: FlowAggregates) -> dict:
 
 
 def test_a_response_without_a_flow_amid_a_batch_leaves_every_flow_counted() -> None:
-    flows = raw(*(flow(i / 1000, FRONTEND, CART, dport=8080) for i in range(BATCH + 100)))
-    flows.insert(300, lost_events_response(3).SerializeToString())
+    count = 2 * BATCH + 100
+    flows = raw(*(flow(i / 1000, FRONTEND, CART, dport=8080) for i in range(count)))
+    flows.insert(BATCH + BATCH // 2, lost_events_response(3).SerializeToString())  # in the second batch
     result = counted(flows)
-    assert result.flows == BATCH + 100
-    assert edges(result) == {("otel-demo/frontend", "", "otel-demo/cartservice", "", 8080): (BATCH + 100, BATCH + 100, 0)}
+    assert result.flows == count
+    assert edges(result) == {("otel-demo/frontend", "", "otel-demo/cartservice", "", 8080): (count, count, 0)}
 
 
 def test_memoryviews_count_as_their_bytes_and_samples_are_bytes() -> None:

@@ -30,7 +30,6 @@ from kcockpit.model.aggregates.facts import (
     L7_RESPONSE,
     NAMED,
     POLICY_DROP_REASONS,
-    PORTED,
     TRUE,
     batches,
     bool_of,
@@ -185,12 +184,21 @@ class Accumulator:
                         l7, kind = None, ""
                     l4 = flow.l4
                     protocol = l4.WhichOneof("protocol") or ""
-                    if protocol in PORTED:
-                        layer = getattr(l4, protocol)
-                        port = layer.source_port if reply else layer.destination_port
+                    if protocol == "TCP":  # (cheaper than getattr(l4, protocol))
+                        layer = l4.TCP
+                    elif protocol == "UDP":
+                        layer = l4.UDP
+                    elif protocol == "SCTP":
+                        layer = l4.SCTP
                     else:
-                        layer, port = None, 0
-                    key = (flow.source, flow.destination, reply, port, protocol)
+                        layer = None
+                    if layer is None:
+                        port = 0
+                    else:
+                        port = layer.source_port if reply else layer.destination_port
+                    # The encodings are hashed once, here; the methods below get these objects.
+                    source, destination = flow.source, flow.destination
+                    key = (source, destination, reply, port, protocol)
                     slot = slots.get(key)
                     if slot is not None and slot[0] == second:
                         cell = slot[1]
@@ -210,13 +218,14 @@ class Accumulator:
                         # A policy-verdict event that drops carries no reason: it is the policy's denial.
                         reason = drop_reason or (POLICY_DENIED if event_type == EVENT_POLICY_VERDICT else 0)
                         cell.drop_reasons[reason] = cell.drop_reasons.get(reason, 0) + 1
-                    if kind == "http":
-                        _count_http(cell, l7, flow.traffic_direction)
-                    if kind == "dns":
-                        self._add_dns_message(flow, raw, l7, layer, verdict, time_ns, second)
-                    if event_type == EVENT_POLICY_VERDICT or (event_type == EVENT_DROP and drop_reason in POLICY_DROP_REASONS):
-                        self._add_policy_verdict(flow, raw, layer, protocol, verdict, event_type, not kind and not reply,
-                                                 time_ns, second)
+                    if kind:
+                        if kind == "http":
+                            _count_http(cell, l7, flow.traffic_direction)
+                        elif kind == "dns":
+                            self._add_dns_message(flow, raw, source, destination, l7, layer, verdict, time_ns, second)
+                    if event_type == EVENT_POLICY_VERDICT or (drop_reason in POLICY_DROP_REASONS and event_type == EVENT_DROP):
+                        self._add_policy_verdict(flow, raw, source, destination, layer, protocol, verdict, event_type,
+                                                 not kind and not reply, time_ns, second)
         finally:
             delta.flows += counted
             delta.not_flows += not_flows
@@ -271,13 +280,15 @@ class Accumulator:
             cell = delta.dns[(key, second)] = DnsCell()
         return cell
 
-    def _add_dns_message(self, flow, raw, l7, layer, verdict: int, time_ns: int, second: int) -> None:
-        """A DNS request or response (`l7`, parsed) on its row; `layer` is the flow's UDP/TCP."""
+    def _add_dns_message(self, flow, raw, source: bytes, destination: bytes, l7, layer, verdict: int, time_ns: int,
+                         second: int) -> None:
+        """A DNS request or response (`l7`, parsed) on its row. `source` and `destination` are
+        the endpoints' encodings, `layer` the flow's UDP/TCP."""
         l7_type = l7.type
         if l7_type == L7_REQUEST:
-            client_side, server_side = "source", "destination"
+            client_side, client, server_side, server = "source", source, "destination", destination
         elif l7_type == L7_RESPONSE:
-            client_side, server_side = "destination", "source"
+            client_side, client, server_side, server = "destination", destination, "source", source
         else:
             return
         dns = l7.dns
@@ -289,16 +300,16 @@ class Accumulator:
         if self._dns_reports.seen_elsewhere(report, time_ns, flow.node_name):
             return
         delta = self._delta
-        key = (endpoint_of(getattr(flow, client_side), flow, client_side), query, qtype)
+        key = (endpoint_of(client, flow, client_side), query, qtype)
         cell = self._dns_cell(delta, key, second)
         cell.seen(time_ns)
         lookup = (client_ip, client_port, query, qtype)
         if l7_type == L7_REQUEST:
             cell.requests += 1
-            count(cell.servers, endpoint_of(getattr(flow, server_side), flow, server_side).name)
+            count(cell.servers, endpoint_of(server, flow, server_side).name)
             if verdict == VERDICT_DROPPED:
                 cell.dropped += 1
-                count(cell.drop_policies, deciding_policy(flow))
+                count(cell.drop_policies, deciding_policy(flow, flow.traffic_direction))
                 delta.dns_samples[key] = bytes(raw)
             elif verdict == VERDICT_FORWARDED:
                 self._pending[lookup] = (time_ns, key)
@@ -307,7 +318,7 @@ class Accumulator:
                     delta.pending_evicted += 1
         else:
             cell.responses += 1
-            count(cell.rcodes, DNS_RCODE_NAMES.get(rcode, str(rcode)))
+            count(cell.rcodes, DNS_RCODE_NAMES.get(rcode) or str(rcode))
             latency_ns = l7.latency_ns
             if latency_ns:
                 if cell.latency is None:
@@ -315,16 +326,17 @@ class Accumulator:
                 cell.latency.add_ns(latency_ns)
             self._pending.pop(lookup, None)
 
-    def _add_policy_verdict(self, flow, raw, layer, protocol: str, verdict: int, event_type: int, l4_request: bool,
-                            time_ns: int, second: int) -> None:
-        """A policy verdict (or policy drop) on its group. `layer` is the flow's TCP/UDP/SCTP
-        (None without ports); `l4_request`: no L7 record and not a reply."""
+    def _add_policy_verdict(self, flow, raw, source: bytes, destination: bytes, layer, protocol: str, verdict: int,
+                            event_type: int, l4_request: bool, time_ns: int, second: int) -> None:
+        """A policy verdict (or policy drop) on its group. `source` and `destination` are the
+        endpoints' encodings, `layer` the flow's TCP/UDP/SCTP (None without ports);
+        `l4_request`: no L7 record and not a reply."""
         port = layer.destination_port if layer is not None else 0
-        source = endpoint_of(flow.source, flow, "source")
-        destination = endpoint_of(flow.destination, flow, "destination")
+        source = endpoint_of(source, flow, "source")
+        destination = endpoint_of(destination, flow, "destination")
         direction = flow.traffic_direction
-        policy = deciding_policy(flow)
-        key = (VERDICT_NAMES.get(verdict, str(verdict)), DIRECTION_NAMES.get(direction, str(direction)), policy,
+        policy = deciding_policy(flow, direction)
+        key = (VERDICT_NAMES.get(verdict) or str(verdict), DIRECTION_NAMES.get(direction) or str(direction), policy,
                source, destination, port, protocol)
         delta = self._delta
         cell = delta.policies.get((key, second))
