@@ -122,3 +122,18 @@ def test_flows_out_of_time_order_land_in_their_own_seconds() -> None:
     by_second = {second - T0: (cell.flows, cell.first_ns, cell.last_ns) for (_, second), cell in delta.edges.items()}
     assert by_second == {1: (3, times[2], times[4]), 2: (3, times[5], times[3])}
     assert (delta.flows, delta.first_ns, delta.last_ns) == (6, times[2], times[3])
+
+
+def test_each_protocol_counts_on_its_server_port_and_one_without_ports_on_port_0() -> None:
+    icmp = flow(4, FRONTEND, CART, dport=8080)
+    icmp.flow.l4.ICMPv4.type = 8  # the oneof now holds ICMPv4 (no ports)
+    result = counted(raw(
+        flow(1, FRONTEND, CART, dport=8080),
+        flow(2, CART, FRONTEND, sport=8080, dport=40000, reply=True),
+        flow(3, FRONTEND, CART, sport=40000, dport=0),
+        flow(3.5, FRONTEND, CART, sport=0, dport=53, proto="UDP"),
+        flow(3.6, CART, FRONTEND, sport=53, dport=0, proto="UDP", reply=True),
+        icmp,
+    ))
+    assert {(e.port, e.protocol): e.flows for e in result.services(None)} == {
+        (8080, "TCP"): 2, (0, "TCP"): 1, (53, "UDP"): 2, (0, "ICMPv4"): 1}
