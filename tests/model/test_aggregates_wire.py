@@ -8,7 +8,7 @@ from handmade_flows import CART, FRONTEND, LOADGEN, STRIPE, T0, Reserved, flow, 
 from observer_fixture import lost_events_response
 
 from kcockpit.model.aggregates import Accumulator, FlowAggregates
-from kcockpit.model.aggregates.facts import BATCH
+from kcockpit.model.aggregates.view import BATCH
 
 def counted(raws) -> FlowAggregates:
     result = FlowAggregates()

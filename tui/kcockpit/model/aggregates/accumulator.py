@@ -22,7 +22,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kcockpit.model.aggregates.cells import CountCell, DnsCell, EdgeCell, Seen, count
-from kcockpit.model.aggregates.facts import (
+from kcockpit.model.aggregates.naming import Endpoint
+from kcockpit.model.aggregates.sketch import LatencySketch
+from kcockpit.model.aggregates.view import (
+    ENCODED_TRUE,
     EVENT_DROP,
     EVENT_POLICY_VERDICT,
     EVENT_TYPES,
@@ -30,7 +33,6 @@ from kcockpit.model.aggregates.facts import (
     L7_RESPONSE,
     NAMED,
     POLICY_DROP_REASONS,
-    TRUE,
     batches,
     bool_of,
     deciding_policy,
@@ -39,8 +41,6 @@ from kcockpit.model.aggregates.facts import (
     flows_of,
     parse_layer7,
 )
-from kcockpit.model.aggregates.naming import Endpoint
-from kcockpit.model.aggregates.sketch import LatencySketch
 from kcockpit.model.record import DIRECTION_NAMES, DNS_RCODE_NAMES, VERDICT_NAMES
 
 NS = 1_000_000_000
@@ -49,7 +49,7 @@ SAME_REPORT_NS = 2 * NS  # two nodes' reports of one DNS message arrive this clo
 SAME_PACKET_NS = 1 * NS  # a drop event and its policy-verdict event arrive this close together
 PENDING_LIMIT = 100_000  # forwarded DNS requests awaiting a response
 RECENT_LIMIT = 100_000
-SLOTS_LIMIT = 100_000
+SLOTS_LIMIT = 50_000  # keys hold two endpoint encodings: at most ~50 MB
 VERDICT_FORWARDED = 1
 VERDICT_DROPPED = 2
 DNS_PORT = 53
@@ -137,7 +137,7 @@ class Accumulator:
 
         The loop is the aggregator's hot path, so it is written out rather than split into
         calls (a call costs about as much as reading two fields): it reads what every flow
-        needs (facts.py says how, and why the encodings), counts the flow on its service edge,
+        needs (view.py says how, and why the encodings), counts the flow on its service edge,
         and hands the few flows that DNS rows or policy groups count to the methods below.
         A flow finds its edge's cell in one dict lookup, keyed by what it read: the encodings
         of its endpoints (stand-ins for their names), reply, server port, protocol, second."""
@@ -171,7 +171,7 @@ class Accumulator:
                     if event_type is None:
                         event_type = event_type_of(encoded)
                     encoded = flow.is_reply  # unset reads False: unknown counts as a request
-                    reply = encoded == TRUE
+                    reply = encoded == ENCODED_TRUE
                     if encoded and not reply:
                         reply = bool_of(encoded)
                     encoded = flow.l7

@@ -1,20 +1,20 @@
 """The aggregates' view of a flow: the few fields they count, read from its wire bytes.
 
 The aggregates see every flow, so this is their hot path (the accumulator's loop reads the
-fields; this module says how they are parsed). Reading a field of a parsed message costs
-~40 ns for a number and ~100 ns for a sub-message (a wrapper object is made), about as much
-as the parse itself for a flow's worth of fields, so:
+fields; this module parses them and remembers what encodings mean). Reading a field of a
+parsed message costs ~40 ns for a number and ~100 ns for a sub-message (a wrapper object is
+made): a flow's worth of fields costs more than its parse. So:
 
-- A trimmed schema. `flows_of` parses with copies of Hubble's messages that declare only the
-  fields read here (made at import from the generated descriptors, so the field numbers are
-  Hubble's); the parser skips the others (labels, ethernet, interface, summary, ...) instead
-  of building them.
-- Sub-messages read as bytes. The endpoints, the event type, is_reply and the L7 record are
-  declared `bytes`: reading one gives its encoding, cheaper than a message and its fields,
-  and the encoding is the key its meaning is remembered by (an endpoint's name, an event's
-  type). An absent sub-message and an empty one both read b"", and mean the same. (Each
-  appears once in a flow, as every encoder writes it; one split in two on the wire would
-  be merged by the full parser and read as its last part here.)
+- A trimmed schema. The flows are parsed with copies of Hubble's messages that declare only
+  the fields read here (made at import from the generated descriptors, so the field numbers
+  are Hubble's); the parser skips the others (labels, ethernet, interface, summary, ...)
+  instead of building them.
+- Sub-messages read as bytes. The endpoints, the event type, is_reply, the L7 record and the
+  policies are declared `bytes`: reading one gives its encoding, cheaper than a message and
+  its fields, and the encoding is the key its meaning is remembered by (an endpoint's name,
+  an event's type, a policy's name). An absent sub-message and an empty one both read b"",
+  and mean the same. (Each appears once in a flow, as every encoder writes it; one split in
+  two on the wire would be merged by the full parser and read as its last part here.)
 - Batches. GetFlowsResponses laid end to end are one valid message whose repeated field 1
   holds their flows: one parse call per `BATCH` responses instead of one each.
 """
@@ -122,7 +122,7 @@ _parse_endpoint = _CLASSES["flow.Endpoint"].FromString
 _parse_policy = _CLASSES["flow.Policy"].FromString
 _parse_event_type = _CLASSES["flow.CiliumEventType"].FromString
 _parse_bool = _CLASSES["google.protobuf.BoolValue"].FromString
-TRUE = _CLASSES["google.protobuf.BoolValue"](value=True).SerializeToString()
+ENCODED_TRUE = _CLASSES["google.protobuf.BoolValue"](value=True).SerializeToString()
 
 
 def flows_of(raws: list) -> Iterable:
@@ -165,20 +165,19 @@ EVENT_TYPES: dict[bytes, int] = {}
 NAMED: dict[bytes, Endpoint] = {}  # endpoints named by their own fields
 _NAMED_PER_FLOW: dict[bytes, tuple] = {}  # the others' fields; the flow's DNS name and IP complete them
 _POLICY_NAMES: dict[bytes, str] = {}
-_LIMIT = 50_000
+_LIMIT = 50_000  # entries per cache (endpoint encodings are ~0.5 KB: at most ~25 MB)
 
 
 def event_type_of(encoded: bytes) -> int:
     """The type of an encoded CiliumEventType."""
-    if len(EVENT_TYPES) >= _LIMIT:
-        EVENT_TYPES.clear()
-    found = EVENT_TYPES[encoded] = _parse_event_type(encoded).type
+    found = _parse_event_type(encoded).type
+    _remember(EVENT_TYPES, encoded, found)
     return found
 
 
 def bool_of(encoded: bytes) -> bool:
-    """An encoded BoolValue (b"" is unset or false, TRUE the usual true)."""
-    return encoded == TRUE or (bool(encoded) and _parse_bool(encoded).value)
+    """An encoded BoolValue (b"" is unset or false, ENCODED_TRUE the usual true)."""
+    return encoded == ENCODED_TRUE or (bool(encoded) and _parse_bool(encoded).value)
 
 
 def endpoint_of(encoded: bytes, flow, side: str) -> Endpoint:
