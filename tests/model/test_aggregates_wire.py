@@ -4,11 +4,15 @@ way the bytes come, the counts are the ones the rules in test_aggregates.py give
 
 from __future__ import annotations
 
+import pytest
+from google.protobuf.message import DecodeError
+
 from handmade_flows import CART, FRONTEND, LOADGEN, STRIPE, T0, Reserved, flow, raw
 from observer_fixture import lost_events_response
 
 from kcockpit.model.aggregates import Accumulator, FlowAggregates
 from kcockpit.model.aggregates.view import BATCH
+
 
 def counted(raws) -> FlowAggregates:
     result = FlowAggregates()
@@ -137,3 +141,11 @@ def test_each_protocol_counts_on_its_server_port_and_one_without_ports_on_port_0
     ))
     assert {(e.port, e.protocol): e.flows for e in result.services(None)} == {
         (8080, "TCP"): 2, (0, "TCP"): 1, (53, "UDP"): 2, (0, "ICMPv4"): 1}
+
+
+def test_a_response_that_does_not_parse_raises_after_the_ones_before_it_are_counted() -> None:
+    accumulator = Accumulator()
+    good = raw(flow(1, FRONTEND, CART, dport=8080), flow(2, FRONTEND, CART, dport=8080))
+    with pytest.raises(DecodeError):
+        accumulator.add_raw([*good, b"\x0a\x05\x08"])  # a flow 5 bytes long, cut after 1
+    assert accumulator.take().flows == 2

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 
 from kcockpit.model.aggregates.naming import Endpoint, name_endpoint, own_name
 from kcockpit.wire.hubble_pb import GetFlowsResponse, flow_pb
@@ -128,7 +129,10 @@ ENCODED_TRUE = _CLASSES["google.protobuf.BoolValue"](value=True).SerializeToStri
 def flows_of(raws: list) -> Iterable:
     """The flow view of each serialized GetFlowsResponse in `raws` (None for a response
     without a flow), in order."""
-    batch = _parse_batch(b"".join(raws))
+    try:
+        batch = _parse_batch(b"".join(raws))
+    except DecodeError:  # one at a time: those before the bad one count, and it raises
+        return map(_flow_of, raws)
     flows = batch.flow
     # A response holds one member of its oneof, written once: as many flows as responses
     # and nothing else means one flow each, in order. Otherwise (lost events, node status),
