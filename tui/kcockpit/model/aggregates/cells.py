@@ -2,14 +2,24 @@
 
 A cell only ever grows by `merge`; the windows sum cells. Each table has its own cell type
 with the counters its rows show. Cells are plain slotted objects: they are made per key
-per second on the ingest side and shipped as they are.
+per second on the ingest side and shipped as they are. Their counts by key (drop reasons,
+status codes, ...) are plain dicts, not Counters: an empty Counter costs ten times as much to
+make, and most cells never count any.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-
 from kcockpit.model.aggregates.sketch import LatencySketch
+
+
+def count(counts: dict, key, n: int = 1) -> None:
+    """Add `n` to `counts[key]`."""
+    counts[key] = counts.get(key, 0) + n
+
+
+def _merge_counts(mine: dict, theirs: dict) -> None:
+    for key, n in theirs.items():
+        mine[key] = mine.get(key, 0) + n
 
 
 def _merge_sketch(mine: LatencySketch | None, theirs: LatencySketch | None) -> LatencySketch | None:
@@ -21,7 +31,7 @@ def _merge_sketch(mine: LatencySketch | None, theirs: LatencySketch | None) -> L
     return mine
 
 
-class _Seen:
+class Seen:
     """When a cell's flows were seen: the first and the last flow time (0 before any)."""
 
     __slots__ = ()
@@ -39,7 +49,7 @@ class _Seen:
             self.seen(other.last_ns)
 
 
-class EdgeCell(_Seen):
+class EdgeCell(Seen):
     """A service edge: flow counts by verdict, drops by reason, and HTTP RED counters kept
     apart by reporter (the server's ingress proxy, the client's egress proxy), so a window
     can count one side's view of each exchange."""
@@ -52,15 +62,15 @@ class EdgeCell(_Seen):
 
     def __init__(self) -> None:
         self.flows = self.forwarded = self.dropped = 0
-        self.drop_reasons: Counter[int] = Counter()
+        self.drop_reasons: dict[int, int] = {}
         self.first_ns = 0
         self.last_ns = 0
         self.server_requests = self.server_responses = self.server_errors = 0
         self.client_requests = self.client_responses = self.client_errors = 0
         self.server_latency: LatencySketch | None = None
         self.client_latency: LatencySketch | None = None
-        self.server_codes: Counter[int] = Counter()  # HTTP status of the responses
-        self.client_codes: Counter[int] = Counter()
+        self.server_codes: dict[int, int] = {}  # HTTP status of the responses
+        self.client_codes: dict[int, int] = {}
 
 
     def merge(self, other: EdgeCell) -> None:
@@ -68,7 +78,7 @@ class EdgeCell(_Seen):
         self.forwarded += other.forwarded
         self.dropped += other.dropped
         if other.drop_reasons:
-            self.drop_reasons.update(other.drop_reasons)
+            _merge_counts(self.drop_reasons, other.drop_reasons)
         self._merge_seen(other)
         self.server_requests += other.server_requests
         self.server_responses += other.server_responses
@@ -79,12 +89,12 @@ class EdgeCell(_Seen):
         self.server_latency = _merge_sketch(self.server_latency, other.server_latency)
         self.client_latency = _merge_sketch(self.client_latency, other.client_latency)
         if other.server_codes:
-            self.server_codes.update(other.server_codes)
+            _merge_counts(self.server_codes, other.server_codes)
         if other.client_codes:
-            self.client_codes.update(other.client_codes)
+            _merge_counts(self.client_codes, other.client_codes)
 
 
-class DnsCell(_Seen):
+class DnsCell(Seen):
     """DNS lookups of one client, name and query type."""
 
     __slots__ = (
@@ -94,9 +104,9 @@ class DnsCell(_Seen):
 
     def __init__(self) -> None:
         self.requests = self.responses = self.unanswered = self.dropped = 0
-        self.rcodes: Counter[str] = Counter()
-        self.drop_policies: Counter[str] = Counter()  # deciding policy of dropped lookups ("" unknown)
-        self.servers: Counter[str] = Counter()  # the DNS server endpoints asked
+        self.rcodes: dict[str, int] = {}
+        self.drop_policies: dict[str, int] = {}  # deciding policy of dropped lookups ("" unknown)
+        self.servers: dict[str, int] = {}  # the DNS server endpoints asked
         self.latency: LatencySketch | None = None
         self.first_ns = 0
         self.last_ns = 0
@@ -108,16 +118,16 @@ class DnsCell(_Seen):
         self.unanswered += other.unanswered
         self.dropped += other.dropped
         if other.rcodes:
-            self.rcodes.update(other.rcodes)
+            _merge_counts(self.rcodes, other.rcodes)
         if other.drop_policies:
-            self.drop_policies.update(other.drop_policies)
+            _merge_counts(self.drop_policies, other.drop_policies)
         if other.servers:
-            self.servers.update(other.servers)
+            _merge_counts(self.servers, other.servers)
         self.latency = _merge_sketch(self.latency, other.latency)
         self._merge_seen(other)
 
 
-class CountCell(_Seen):
+class CountCell(Seen):
     """A count of flows and when they were seen (policy groups, all flows)."""
 
     __slots__ = ("flows", "first_ns", "last_ns")

@@ -48,15 +48,24 @@ class Endpoint(NamedTuple):
 OTHER = Endpoint("(other)")
 
 
-def name_endpoint(namespace: str, workload: str, pod: str, identity: int, dns_name: str, ip: str) -> Endpoint:
-    """The Endpoint for one side of a flow (see the module docstring)."""
+def own_name(namespace: str, workload: str, pod: str, identity: int) -> Endpoint | None:
+    """The Endpoint when the endpoint's own fields name it (in the cluster, or a reserved
+    identity); None when the flow's DNS name or IP takes part (world and the rest)."""
     if namespace and (workload or pod):
         return Endpoint(f"{namespace}/{workload or pod}")
     if identity in _WORLD_IDENTITIES or identity >= _LOCAL_IDENTITY_SCOPE:
-        return Endpoint("world", dns_name)
+        return None
     reserved = RESERVED_IDENTITIES.get(identity)
-    if reserved:
-        return Endpoint(reserved)
+    return Endpoint(reserved) if reserved else None
+
+
+def name_endpoint(namespace: str, workload: str, pod: str, identity: int, dns_name: str, ip: str) -> Endpoint:
+    """The Endpoint for one side of a flow (see the module docstring)."""
+    own = own_name(namespace, workload, pod, identity)
+    if own is not None:
+        return own
+    if identity in _WORLD_IDENTITIES or identity >= _LOCAL_IDENTITY_SCOPE:
+        return Endpoint("world", dns_name)
     if dns_name:
         return Endpoint("world", dns_name)
     if pod:
