@@ -34,6 +34,7 @@ def records_of(raws: list[bytes]) -> list[FlowRecord]:
 
 
 def live_blocks() -> list[Block]:
+    seal_pending()  # the sealing thread's queue holds blocks too
     gc.collect()
     return [o for o in gc.get_objects() if type(o) is Block]
 
