@@ -89,6 +89,12 @@ async def run(args: argparse.Namespace) -> dict:
     mark = 0
     peak_rss = rss_mb()
     collections = FullCollections()
+    # The collector as the cockpit sets it (ui/app.py, _tame_garbage_collector): records are
+    # freed by reference counting, full collections run once a minute, not every few seconds.
+    young, middle, _ = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(young, middle, 1_000_000)
     gc.callbacks.append(collections)
     started = time.perf_counter()
     stream.start()

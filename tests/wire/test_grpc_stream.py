@@ -379,3 +379,13 @@ def test_mtls_without_a_client_certificate_is_refused_clearly(certs) -> None:  #
 def error_h2(address: str, certs) -> str:  # noqa: F811 - fixture value
     return stream_error(HubbleConnection(address, tls=True, tls_ca_cert_files=(str(certs / "ca.pem"),),
                                          tls_server_name="relay.test"))
+
+
+def test_a_message_over_the_size_limit_is_refused_before_it_is_buffered() -> None:
+    encoder = hpack.Encoder()
+    huge_prefix = b"\0" + struct.pack(">I", 65 * 1024 * 1024)  # 65 MiB announced, a few bytes sent
+    script = (frame(SETTINGS, 0, 0) + frame(HEADERS, 0x4, 1, response_headers(encoder))
+              + frame(DATA, 0, 1, grpc_message(FLOWS[0]) + huge_prefix + b"abc"))
+    messages, error, _ = run_script(script)
+    assert messages == [FLOWS[0]]
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in error.details()

@@ -95,14 +95,17 @@ class FlowStore:
         full: list[Block] = []
         with self._lock:
             block, limit = self._open, self.block_flows
+            parts = block._parts  # Block.add, inlined: this loop runs for every flow received
             for record in records:
                 raw = record._raw
                 if raw.__class__ is bytes:
-                    record._index = block.add(raw)
+                    record._index = len(parts)
+                    parts.append(raw)
                     record._raw = block
-                    if len(block) >= limit:
+                    if len(parts) >= limit:
                         full.append(block)
                         block = Block()
+                        parts = block._parts
             self._open = block
             self._records.extend(records)
             before = self.received

@@ -42,12 +42,14 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from kcockpit.model.record import FlowRecord
 from kcockpit.model.store import FlowStore
 from kcockpit.wire.connection import HubbleConnection, HubbleError
 from kcockpit.wire.errors import describe_rpc_error
 from kcockpit.wire.grpc_stream import StreamCall
+from kcockpit.wire.trimmed_schema import trimmed_classes
 from kcockpit.wire.hubble_client import GET_FLOWS_METHOD, TimeLike, flows_request, to_timestamp
 from kcockpit.wire.hubble_pb import FlowFilter, GetFlowsRequest, GetFlowsResponse, relay_pb
 
@@ -504,11 +506,12 @@ class FlowStream:
         self.ingest_batches([raw] for raw in messages)
 
     def ingest_batches(self, batches: Iterable[list[bytes]]) -> None:
-        """The reader's hot loop: parse each serialized GetFlowsResponse once, build FlowRecords
-        (keeping the bytes), append each batch to the store in one step, track nodes, lost
-        events and the resume position. The HTTP/2 reader's batches are what one socket
-        read brought, so batching adds no delay."""
-        parse = GetFlowsResponse.FromString
+        """The reader's hot loop: parse the serialized GetFlowsResponses of each batch (what
+        one socket read brought, so batching adds no delay), build FlowRecords (keeping the
+        bytes), append them to the store in one step, track nodes, lost events and the
+        resume position. A batch of flows only is parsed in one call with a schema that
+        declares only time, verdict and node (wire.trimmed_schema: ~1.2 us a flow less);
+        one with node status or lost events, one response at a time."""
         extend = self.store.extend
         record_type = FlowRecord
         last_time = self._last_time_ns
@@ -521,20 +524,14 @@ class FlowStream:
             for batch in batches:
                 records: list[FlowRecord] = []
                 keep = records.append
-                for raw in batch:
-                    response = parse(raw)
-                    if response.WhichOneof("response_types") != "flow":
-                        self._went_live()
-                        if response.time.ToNanoseconds() >= resume_time:  # older ones we counted already
-                            self._handle_other(response)
-                        continue
-                    flow = response.flow
+                for raw, flow in _flows_of(batch, self._handle_response):
                     t = flow.time
                     time_ns = t.seconds * 1_000_000_000 + t.nanos
                     record = record_type(raw, time_ns, flow.verdict, flow.node_name)
-                    if time_ns == resume_time and _flow_key(record) in resume_keys:
-                        self.duplicates_skipped += 1
-                        continue
+                    if time_ns <= resume_time:
+                        if time_ns == resume_time and _flow_key(record) in resume_keys:
+                            self.duplicates_skipped += 1
+                            continue
                     if time_ns > last_time:
                         last_time = time_ns
                         at_last_time = [record]
@@ -556,6 +553,12 @@ class FlowStream:
             self._last_time_ns = last_time
             self._at_last_time = at_last_time
 
+    def _handle_response(self, response: GetFlowsResponse) -> None:
+        """A response that carries no flow (node status, lost events)."""
+        self._went_live()
+        if response.time.ToNanoseconds() >= self._last_time_ns:  # older ones we counted already
+            self._handle_other(response)
+
     def _handle_other(self, response: GetFlowsResponse) -> None:
         kind = response.WhichOneof("response_types")
         if kind == "lost_events":
@@ -567,6 +570,34 @@ class FlowStream:
             time_ns = response.time.ToNanoseconds()
             for name in event.node_names:
                 self._nodes[name] = NodeStatus(name, event.state_change, event.message, time_ns)
+
+
+_HEAD = trimmed_classes({"Flow": {"time": "", "verdict": "", "node_name": ""}}, "kcockpit.stream")
+_parse_heads = _HEAD["kcockpit.stream.Batch"].FromString
+
+
+def _flows_of(batch: list[bytes], other: Callable[[GetFlowsResponse], None]) -> Iterable[tuple[bytes, object]]:
+    """(bytes, flow) for each response of `batch` that carries a flow, in order; `other` is
+    called with each that does not, in its place. The flows are trimmed (time, verdict,
+    node_name) when the batch is flows only."""
+    if len(batch) > 1:
+        try:
+            heads = _parse_heads(b"".join(batch))
+        except DecodeError:
+            heads = None  # one at a time: the bad one raises, after those before it
+        if heads is not None and len(heads.flow) == len(batch) and not heads.node_status and not heads.lost_events:
+            return zip(batch, heads.flow)
+    return _one_by_one(batch, other)
+
+
+def _one_by_one(batch: list[bytes], other: Callable[[GetFlowsResponse], None]) -> Iterable[tuple[bytes, object]]:
+    parse = GetFlowsResponse.FromString
+    for raw in batch:
+        response = parse(raw)
+        if response.WhichOneof("response_types") == "flow":
+            yield raw, response.flow
+        else:
+            other(response)
 
 
 def _flow_key(record: FlowRecord) -> tuple[int, str | bytes]:

@@ -356,25 +356,25 @@ class _Reader:
         if flags & PADDED:
             pad = data[start]
             start, end = start + 1, end - pad
-        messages = self.messages
         if stream == STREAM_ID:
-            if not messages and end - start >= 5:
-                # The common case: whole messages in one frame, cut straight from the read.
-                unpack = _MESSAGE_LENGTH.unpack_from
-                append = batch.append
-                while end - start >= 5:
-                    length = unpack(data, start + 1)[0]
-                    stop = start + 5 + length
-                    if stop > end:
-                        break
-                    if data[start]:
-                        self._compressed()
-                        return
-                    append(bytes(data[start + 5:stop]))
-                    start = stop
-            if start < end:
-                messages += data[start:end]
-                self._split(batch)
+            if self.messages:
+                start = self._carry_on(data, start, end, batch)
+            # Whole messages in the frame are cut straight from the read (one copy each).
+            unpack = _MESSAGE_LENGTH.unpack_from
+            append = batch.append
+            while end - start >= 5:
+                length = unpack(data, start + 1)[0]
+                stop = start + 5 + length
+                if stop > end:
+                    break
+                if data[start]:
+                    self._compressed()
+                    return
+                append(bytes(data[start + 5:stop]))
+                start = stop
+            if start < end:  # the start of a message the next frames finish
+                self.messages += data[start:end]
+                self._check_carried()
         if flags & END_STREAM:
             self.ended = True
             if self.status is None and not self.headers_seen:
@@ -384,27 +384,39 @@ class _Reader:
             self.unacknowledged = 0
             self.sock.sendall(_frame(WINDOW_UPDATE, 0, 0, credit) + _frame(WINDOW_UPDATE, 0, STREAM_ID, credit))
 
-    def _split(self, batch: list[bytes]) -> None:
-        """Whole messages out of the bytes carried over from earlier frames."""
+    def _carry_on(self, data, start: int, end: int, batch: list[bytes]) -> int:
+        """Add to the message carried over from earlier frames what this frame has of it;
+        emit it when whole. Returns where the frame's next message starts."""
         messages = self.messages
-        unpack = _MESSAGE_LENGTH.unpack_from
-        position, size = 0, len(messages)
-        while size - position >= 5:
-            length = unpack(messages, position + 1)[0]
-            if length > MAX_MESSAGE_BYTES:
-                self.status = StreamCallError(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"Received message larger than max ({length} vs. {MAX_MESSAGE_BYTES})")
-                break
-            stop = position + 5 + length
-            if stop > size:
-                break
-            if messages[position]:
+        if len(messages) < 5:  # its length prefix is still cut
+            take = min(5 - len(messages), end - start)
+            messages += data[start:start + take]
+            start += take
+            if not self._check_carried():
+                return end
+        need = 5 + _MESSAGE_LENGTH.unpack_from(messages, 1)[0] - len(messages)
+        take = min(need, end - start)
+        messages += data[start:start + take]
+        if take == need:
+            if messages[0]:
                 self._compressed()
-                break
-            batch.append(bytes(messages[position + 5:stop]))
-            position = stop
-        del messages[:position]
+                return end
+            batch.append(bytes(messages[5:]))
+            messages.clear()
+        return start + take
+
+    def _check_carried(self) -> bool:
+        """Whether the carried-over message's length is known (and allowed)."""
+        messages = self.messages
+        if len(messages) < 5:
+            return False
+        length = _MESSAGE_LENGTH.unpack_from(messages, 1)[0]
+        if length > MAX_MESSAGE_BYTES:
+            self.status = StreamCallError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, f"Received message larger than max ({length} vs. {MAX_MESSAGE_BYTES})")
+            messages.clear()
+            return False
+        return True
 
     def _compressed(self) -> None:
         self.status = StreamCallError(grpc.StatusCode.INTERNAL, "the server sent a compressed message, which was never offered")

@@ -5,29 +5,23 @@ fields; this module parses them and remembers what encodings mean). Reading a fi
 parsed message costs ~40 ns for a number and ~100 ns for a sub-message (a wrapper object is
 made): a flow's worth of fields costs more than its parse. So:
 
-- A trimmed schema. The flows are parsed with copies of Hubble's messages that declare only
-  the fields read here (made at import from the generated descriptors, so the field numbers
-  are Hubble's); the parser skips the others (labels, ethernet, interface, summary, ...)
-  instead of building them.
+- A trimmed schema (`wire.trimmed_schema`): the flows are parsed with copies of Hubble's
+  messages that declare only the fields read here; the parser skips the others (labels,
+  ethernet, interface, summary, ...) instead of building them.
 - Sub-messages read as bytes. The endpoints, the event type, is_reply, the L7 record and the
-  policies are declared `bytes`: reading one gives its encoding, cheaper than a message and
-  its fields, and the encoding is the key its meaning is remembered by (an endpoint's name,
-  an event's type, a policy's name). An absent sub-message and an empty one both read b"",
-  and mean the same. (Each appears once in a flow, as every encoder writes it; one split in
-  two on the wire would be merged by the full parser and read as its last part here.)
-- Batches. GetFlowsResponses laid end to end are one valid message whose repeated field 1
-  holds their flows: one parse call per `BATCH` responses instead of one each.
+  policies are declared `bytes`: reading one gives its encoding, and the encoding is the key
+  its meaning is remembered by (an endpoint's name, an event's type, a policy's name).
+- Batches: one parse call per `BATCH` responses instead of one each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from kcockpit.model.aggregates.naming import Endpoint, name_endpoint, own_name
-from kcockpit.wire.hubble_pb import GetFlowsResponse, flow_pb
+from kcockpit.wire.trimmed_schema import trimmed_classes
 
 L7_REQUEST = 1
 L7_RESPONSE = 2
@@ -59,63 +53,8 @@ _READ: dict[str, dict[str, str]] = {
 }
 
 
-def _file_proto(file_descriptor) -> descriptor_pb2.FileDescriptorProto:
-    proto = descriptor_pb2.FileDescriptorProto()
-    file_descriptor.CopyToProto(proto)
-    return proto
-
-
-def _trimmed_flow_file() -> descriptor_pb2.FileDescriptorProto:
-    proto = _file_proto(flow_pb.DESCRIPTOR)
-    for message in proto.message_type:
-        read = _READ.get(message.name)
-        if read is None:
-            continue
-        kept = [field for field in message.field if field.name in read]
-        for field in kept:
-            if read[field.name] == "bytes":
-                field.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
-                field.ClearField("type_name")
-        del message.field[:]
-        message.field.extend(kept)
-    return proto
-
-
-def _responses_file(flow_file: str) -> descriptor_pb2.FileDescriptorProto:
-    """`Response`: a GetFlowsResponse's kind (which member of its oneof), with its flow;
-    `Batch`: responses laid end to end, each member repeated."""
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="kcockpit/aggregates/responses.proto", package="kcockpit.aggregates", syntax="proto3",
-        dependency=[flow_file])
-    response = proto.message_type.add(name="Response")
-    response.oneof_decl.add(name="response_types")
-    batch = proto.message_type.add(name="Batch")
-    Field = descriptor_pb2.FieldDescriptorProto
-    for field in GetFlowsResponse.DESCRIPTOR.oneofs_by_name["response_types"].fields:
-        if field.name == "flow":
-            shape = {"type": Field.TYPE_MESSAGE, "type_name": "." + field.message_type.full_name}
-        else:
-            shape = {"type": Field.TYPE_BYTES}
-        response.field.add(name=field.name, number=field.number, label=Field.LABEL_OPTIONAL, oneof_index=0, **shape)
-        batch.field.add(name=field.name, number=field.number, label=Field.LABEL_REPEATED, **shape)
-    return proto
-
-
-def _view_classes():
-    pool = descriptor_pool.DescriptorPool()
-    for dependency in flow_pb.DESCRIPTOR.dependencies:  # google's well-known types
-        pool.Add(_file_proto(dependency))
-    flow_file = _trimmed_flow_file()
-    pool.Add(flow_file)
-    pool.Add(_responses_file(flow_file.name))
-    return {
-        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
-        for name in ("kcockpit.aggregates.Response", "kcockpit.aggregates.Batch", "flow.Layer7", "flow.Endpoint",
-                     "flow.Policy", "flow.CiliumEventType", "google.protobuf.BoolValue")
-    }
-
-
-_CLASSES = _view_classes()
+_CLASSES = trimmed_classes(_READ, "kcockpit.aggregates", "flow.Layer7", "flow.Endpoint", "flow.Policy",
+                           "flow.CiliumEventType", "google.protobuf.BoolValue")
 _parse_response = _CLASSES["kcockpit.aggregates.Response"].FromString
 _parse_batch = _CLASSES["kcockpit.aggregates.Batch"].FromString
 parse_layer7 = _CLASSES["flow.Layer7"].FromString
