@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import resource
 import sys
 import time
@@ -97,6 +98,7 @@ async def run(args: argparse.Namespace) -> dict:
     gc.set_threshold(young, middle, 1_000_000)
     gc.callbacks.append(collections)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     stream.start()
     next_tick = time.perf_counter() + DRAIN_INTERVAL
     while True:
@@ -116,6 +118,8 @@ async def run(args: argparse.Namespace) -> dict:
         if state is StreamStatus.RETRYING and store.received == 0:
             break  # a benchmark does not wait for a server that is not there
     elapsed = time.perf_counter() - started
+    own_cpu = time.process_time() - cpu_started
+    child_cpu = None
     error = stream.state.error
     await stream.aclose()
     counted_rate = None
@@ -128,6 +132,7 @@ async def run(args: argparse.Namespace) -> dict:
         counted_elapsed = time.perf_counter() - started
         counted = feed.aggregates.flows
         counted_rate = counted / counted_elapsed if counted_elapsed else 0.0
+        child_cpu = process_cpu_s(feed.child_pid)
         await asyncio.to_thread(feed.stop)
     gc.callbacks.remove(collections)
     drained += len(store.since(mark)[0])
@@ -143,6 +148,8 @@ async def run(args: argparse.Namespace) -> dict:
         "received": received,
         "seconds": elapsed,
         "rate": min(rate, counted_rate) if counted_rate is not None else rate,
+        "own_cpu_us": own_cpu / received * 1e6 if received else 0.0,
+        "child_cpu_us": child_cpu / received * 1e6 if received and child_cpu else None,
         "lag_p50_ms": percentile(lags, 0.50) * 1e3,
         "lag_p99_ms": percentile(lags, 0.99) * 1e3,
         "lag_max_ms": max(lags, default=0.0) * 1e3,
@@ -155,6 +162,18 @@ async def run(args: argparse.Namespace) -> dict:
         "full_gcs": collections.count,
         "longest_gc_ms": collections.longest * 1e3,
     }
+
+
+def process_cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) a process has used so far, from /proc."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def receive_only(args: argparse.Namespace) -> tuple[int, float]:
@@ -227,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         f"max {result['lag_max_ms']:.1f} ms; peak RSS {result['peak_rss_mb']:.0f} MB; "
         f"{result['full_gcs']} full GC collections, longest {result['longest_gc_ms']:.0f} ms"
     )
+    cpu = f"CPU per flow: this process {result['own_cpu_us']:.1f} us (reader, store, tap, loop)"
+    if result["child_cpu_us"] is not None:
+        cpu += f", aggregator process {result['child_cpu_us']:.1f} us"
+    print(cpu)
     if result["counted_rate"] is not None:
         print(f"stored {result['stored_rate']:.0f} flows/s; aggregates counted {result['counted']} flows, "
               f"{result['counted_rate']:.0f} flows/s (child process, from the start)"
