@@ -14,6 +14,7 @@ Measured per run:
 - memory: resident set size at the end, and the store's retained/evicted counts.
 
     python benchmarks/ui_responsiveness.py [--seconds 6] [--buffer-size 250000]
+    python benchmarks/ui_responsiveness.py --server 127.0.0.1:47201   # the real reader, full speed
 """
 
 from __future__ import annotations
@@ -121,9 +122,15 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def measure(rate: float | None, seconds: float, buffer_size: int, pool: list[bytes], filter_text: str,
-                  tab: str = "flows") -> dict:
+                  tab: str = "flows", server: str | None = None) -> dict:
     store = FlowStore(buffer_size)
-    session = FedSession(store, pool)
+    if server:  # the real reader on a real stream, at whatever speed the server sends
+        from kcockpit.application.session import HubbleSession
+        from kcockpit.wire.connection import HubbleConnection
+
+        session = HubbleSession(HubbleConnection(server), store)
+    else:
+        session = FedSession(store, pool)
     app = CockpitApp(session, initial_filter=filter_text)
     repaints: list[float] = []
     actions: list[float] = []
@@ -156,8 +163,9 @@ async def measure(rate: float | None, seconds: float, buffer_size: int, pool: li
 
             setattr(table, name, timed)
 
-        feeder = Feeder(session, rate)
-        feeder.start()
+        feeder = Feeder(session, rate) if not server else None
+        if feeder is not None:
+            feeder.start()
         await pilot.pause(1.0)  # let the load settle
         while tab == "services" and not table.rows:  # keys before the tree exists move nothing
             await pilot.pause(0.1)
@@ -184,13 +192,14 @@ async def measure(rate: float | None, seconds: float, buffer_size: int, pool: li
         elapsed = time.perf_counter() - started
         print("LAT", [round(x * 1000) for x in latencies], file=sys.stderr) if "--trace" in sys.argv else None
         frames = len(repaints) - frames_from
-        feeder.stop_event.set()
-        feeder.join()
+        if feeder is not None:
+            feeder.stop_event.set()
+            feeder.join()
         counters = store.counters()
         fps = frames / elapsed
         counted = session.feed.aggregates.flows
         return {
-            "rate": "full speed" if rate is None else f"{rate:,.0f}/s",
+            "rate": "server" if server else "full speed" if rate is None else f"{rate:,.0f}/s",
             "filter": (filter_text or "-") + ("" if tab == "flows" else f" [{tab}]"),
             "counted": counted,
             "arrived": counters.received / (elapsed + 1.0),
@@ -213,8 +222,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="UI responsiveness under flow load")
     parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per run (default 6)")
     parser.add_argument("--buffer-size", type=int, default=250_000)
+    parser.add_argument("--server", metavar="ADDRESS",
+                        help="one run on a real Hubble server's stream instead of the feeder (e.g. benchmarks/fast_server.py)")
     parser.add_argument("--one", nargs=3, metavar=("RATE", "FILTER", "TAB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.server and args.one is None:
+        args.one = ["full", "", "flows"]
     if args.one is None:
         # Each run in its own process, so memory figures do not include earlier runs.
         print(f"{'arrival':>11} {'filter':>22} {'got/s':>8} {'keys':>5} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
@@ -226,7 +239,7 @@ def main() -> int:
         return 0
     rate = None if args.one[0] == "full" else float(args.one[0])
     pool = flow_pool(20_000)
-    r = asyncio.run(measure(rate, args.seconds, args.buffer_size, pool, args.one[1], args.one[2]))
+    r = asyncio.run(measure(rate, args.seconds, args.buffer_size, pool, args.one[1], args.one[2], args.server))
     print(f"{r['rate']:>11} {r['filter']:>22} {r['arrived']:>8.0f} {r['keys']:>5} {r['p50']:>7.1f} {r['p99']:>7.1f}"
           f" {r['max']:>7.1f} {r['fps']:>5.1f} {r['retained']:>9} {r['evicted']:>9} {r['rss']:>7.0f} {r['counted']:>9}", flush=True)
     return 0
