@@ -215,3 +215,19 @@ def test_scenario_timeline_and_manual_control():
         scenario.set_phase("chaos")
     once = Scenario(clock, loop=False, durations_s={"healthy": 1, "broken": 1, "fixed": 1, "dns-overload": 1})
     assert once.phase_at(once.start_ns + 100 * SECOND) == "dns-overload"
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_the_counting_calibration_gives_the_figure_of_a_full_run(seed):
+    """The calibration counts flows without building them (it is on the way to the demo's
+    first frame); a run that builds and queues every flow must count the same."""
+    from kcockpit.sim import traffic
+
+    world = World.build(seed)
+    clock = ManualClock()
+    full = Simulator(world, seed=12345, clock=clock, scenario=Scenario(clock, mode="healthy", start_ns=0),
+                     rate=1.0, start_ns=0, flows_per_activity=1.0)
+    for _ in range(traffic.CALIBRATION_ACTIVITIES):
+        full._run_activity(0)
+    traffic._CALIBRATION.pop(seed, None)
+    assert traffic._calibrate(world, clock) == len(full._heap) / traffic.CALIBRATION_ACTIVITIES
