@@ -174,6 +174,19 @@ def test_promtool_finds_the_exposition_clean(scenario_text):
     assert result.stdout.strip() == "" and result.stderr.strip() == ""
 
 
+def test_observed_flows_wait_for_the_next_render_in_a_bounded_queue(monkeypatch):
+    """Counting is deferred to the scrape (the demo's backfill is not counted on the way to
+    its first frame), but what waits is bounded: at the limit it is counted on the spot."""
+    from kcockpit.sim import metrics
+
+    monkeypatch.setattr(metrics, "PENDING_LIMIT", 3)
+    exporter = MetricsExporter()
+    for offset in range(4):
+        exporter.observe(http_response(T0 + offset, LOADGEN, FRONTEND, 200, 0.01))
+        assert len(exporter._pending) < 3
+    assert value(parse_text(exporter.render()), "hubble_http_requests_total") == 4
+    assert exporter._pending == []
+
 def test_metrics_server_serves_the_text_format_and_404s_elsewhere():
     exporter = MetricsExporter()
     exporter.observe(http_response(T0, LOADGEN, FRONTEND, 200, 0.01))

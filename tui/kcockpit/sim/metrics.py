@@ -169,12 +169,22 @@ def _reporter(flow) -> str:
 # ---------------------------------------------------------------------------- the exporter
 
 
+PENDING_LIMIT = 16_384  # flows observed but not yet counted, at most
+
+
 class MetricsExporter:
     """Counts simulated flows into Hubble and CoreDNS metrics. Thread-safe: the simulator
-    calls `observe` from its thread while the HTTP server renders from another."""
+    calls `observe` from its thread while the HTTP server renders from another.
+
+    Counting is deferred: `observe` queues the response and `render` counts what is queued
+    first, so a scrape sees every flow observed before it. The demo's 30 s of backfilled
+    history is then counted by the first scrape instead of on the way to the first frame
+    (a fifth of a second); the queue is counted on the spot when it reaches PENDING_LIMIT."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the counters
+        self._pending_lock = threading.Lock()  # the queue
+        self._pending: list = []
         ctx = CONTEXT_LABELS
         self.flows = _Counter(
             "hubble_flows_processed_total",
@@ -260,9 +270,21 @@ class MetricsExporter:
     # --------------------------------------------------------------- input
 
     def observe(self, response) -> None:
-        """Count one observer_pb.GetFlowsResponse (flows and lost events; node status is ignored)."""
-        kind = response.WhichOneof("response_types")
-        with self._lock:
+        """Count one observer_pb.GetFlowsResponse (flows and lost events; node status is
+        ignored) before the next render. The response must not change afterwards."""
+        with self._pending_lock:
+            self._pending.append(response)
+            full = len(self._pending) >= PENDING_LIMIT
+        if full:
+            with self._lock:
+                self._count_pending()
+
+    def _count_pending(self) -> None:
+        """Count the queued responses, in order (holding self._lock)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        for response in pending:
+            kind = response.WhichOneof("response_types")
             if kind == "flow":
                 self._observe_flow(response.flow)
             elif kind == "lost_events":
@@ -364,6 +386,7 @@ class MetricsExporter:
         """Everything observed so far in the Prometheus text format (families without samples left out)."""
         out: list[str] = []
         with self._lock:
+            self._count_pending()
             for family in self._families:
                 if family.values:
                     family.render(out)
