@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from argparse import Namespace
 from pathlib import Path
@@ -133,3 +134,36 @@ def test_status_bar_says_bad_kubeconfig_for_a_file_that_exists(tmp_path: Path, t
         assert notice.text == f"no policy data: {feed.open_error}"
     finally:
         feed.stop()
+
+
+class SlowStartingSource:
+    """Starts its threads one after the other, as KubernetesSource does; stop() joins them
+    (which raises for a thread not started yet)."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+        self.starting = threading.Event()
+
+    def start(self, on_change=None) -> None:
+        for _ in range(3):
+            thread = threading.Thread(target=time.sleep, args=(0.01,))
+            self.threads.append(thread)
+            self.starting.set()
+            time.sleep(0.1)
+            thread.start()
+
+    def stop(self) -> None:
+        for thread in self.threads:
+            thread.join(5)
+
+
+def test_stopping_while_the_policy_source_starts_waits_for_it_instead_of_failing() -> None:
+    """Quitting while the source started (the demo's first seconds) raised "cannot join
+    thread before it is started": the session's other parts were then never stopped and
+    the cockpit hung at exit, a process left behind."""
+    source = SlowStartingSource()
+    feed = PolicyFeed(lambda: source)
+    feed.start(Notices())
+    assert source.starting.wait(10)
+    feed.stop()
+    assert all(not thread.is_alive() for thread in source.threads)

@@ -85,6 +85,10 @@ class PolicyFeed:
         self.source = None
         self.open_error = ""
         self._lock = threading.Lock()
+        # Held while the source starts and while it is stopped: stop() must not meet a
+        # source half started (its threads not all running yet: joining one raises, and the
+        # session's other parts were then never stopped).
+        self._lifecycle = threading.Lock()
         self._snapshot: KubernetesSnapshot | None = None
         self._cluster: tuple[int, Cluster] | None = None
         self._stopped = False
@@ -109,11 +113,12 @@ class PolicyFeed:
             self.open_error = str(error)
             self._notify(f"no policy data: {error}", "warning")
             return
-        with self._lock:
-            if self._stopped:
-                return
-            self.source = source
-        source.start(on_change=self._changed)
+        with self._lifecycle:
+            with self._lock:
+                if self._stopped:
+                    return
+                self.source = source
+            source.start(on_change=self._changed)
 
     def _changed(self, snapshot: KubernetesSnapshot) -> None:
         with self._lock:
@@ -126,7 +131,7 @@ class PolicyFeed:
             self.notices.add(text, severity, title="Kubernetes" if self.label == "k8s" else "Policies")
 
     def stop(self) -> None:
-        with self._lock:
+        with self._lifecycle, self._lock:
             self._stopped = True
             source = self.source
         if source is not None:
