@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 from kcockpit.application.aggregation import AggregateFeed, RecordsFeed, StreamFeed
 from kcockpit.model.aggregates import FlowAggregates
@@ -43,24 +44,61 @@ class Session:
         self.integrations: Integrations | None = None  # policy data and Prometheus, if any
         self.demo: DemoControl | None = None  # the scenario's phase keys: the demo only
         self.feed: AggregateFeed | None = None  # counts every flow for the tabs (set by subclasses)
+        self._background_started = False
+        self._stopped = False
 
     @property
     def aggregates(self) -> FlowAggregates | None:
         return self.feed.aggregates if self.feed is not None else None
 
     def start(self) -> None:
-        """Begin filling the store (returns at once)."""
+        """Begin filling the store and everything else (returns at once)."""
+        self.start_flows()
+        self.start_background()
+
+    def start_flows(self) -> None:
+        """Begin filling the store: what the first frame shows (returns at once)."""
+
+    def start_background(self) -> None:
+        """Start what the first frame does not need (returns at once; once only): the feed
+        counting every flow for the other tabs (a child process), policy data and
+        Prometheus. The cockpit calls it once its first frame is on screen."""
+        if self._background_started or self._stopped:
+            return
+        self._background_started = True
         if self.integrations is not None:
             self.integrations.start()
         if self.feed is not None:
             self.feed.start()
 
     async def stop(self) -> None:
-        """Stop filling the store and release connections."""
+        """Stop filling the store, release connections and end child processes. Every part
+        is stopped even when one of them fails (the first failure is raised after); a
+        second call does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        failure: Exception | None = None
+        for step in self._stop_steps():
+            try:
+                await step()
+            except Exception as error:  # noqa: BLE001 - the other parts must stop all the same
+                failure = failure or error
+        if failure is not None:
+            raise failure
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def _stop_steps(self) -> list[Callable[[], Awaitable[object]]]:
+        """What stop() awaits, in order; subclasses add their own parts."""
+        steps: list[Callable[[], Awaitable[object]]] = []
         if self.integrations is not None:
-            await self.integrations.stop()
+            steps.append(self.integrations.stop)
         if self.feed is not None:
-            await asyncio.to_thread(self.feed.stop)
+            steps.append(partial(asyncio.to_thread, self.feed.stop))
+        return steps
 
     def state(self) -> SessionState:
         return SessionState("offline")
@@ -113,14 +151,11 @@ class HubbleSession(Session):
         self.feed = StreamFeed(connection, store, clock=clock)
         self._status_error = ""
 
-    def start(self) -> None:
-        super().start()
+    def start_flows(self) -> None:
         self.stream.start()
 
-    async def stop(self) -> None:
-        await super().stop()
-        await self.stream.aclose()
-        await self.client.close()
+    def _stop_steps(self) -> list[Callable[[], Awaitable[object]]]:
+        return [*super()._stop_steps(), self.stream.aclose, self.client.close]
 
     @property
     def server_side_filters(self) -> bool:
@@ -181,8 +216,7 @@ class CaptureSession(Session):
         self.feed = RecordsFeed(self.result.records)
         self.result.records = []  # the feed holds them until they are counted
 
-    def start(self) -> None:
-        super().start()
+    def start_flows(self) -> None:
         problems = self.result.problems
         if problems and self.integrations is not None:
             # Say where, not just how many: the user can open the file at that line.
@@ -251,9 +285,8 @@ class DemoSession(HubbleSession):
                 prometheus = PrometheusFeed(demo_metrics_url=metrics_url) if start_prometheus else PrometheusFeed()
             self.integrations = Integrations(policy or kubeconfig_feed(str(kubeconfig)), prometheus)
 
-    async def stop(self) -> None:
-        await super().stop()
-        await asyncio.to_thread(self.cluster.stop)
+    def _stop_steps(self) -> list[Callable[[], Awaitable[object]]]:
+        return [*super()._stop_steps(), partial(asyncio.to_thread, self.cluster.stop)]
 
 
 class DemoControl:

@@ -38,6 +38,8 @@ STATUS_INTERVAL = 1 / 5  # seconds between status bar updates (5 Hz)
 REFRESH_INTERVAL = 1 / 4  # seconds between refresh_tab calls on the tab shown (4 Hz)
 NODES_INTERVAL = 5.0  # seconds between ServerStatus polls
 FULL_GC_INTERVAL = 60.0  # seconds between the app's own full garbage collections
+FIRST_FRAME_WAIT_S = 1.0  # the session's background parts start then at the latest, flows shown or not
+FIRST_FRAME_POLL_S = 1 / 20
 MIN_SIZE = (80, 24)
 DEMO_PHASE_HELP = {
     "healthy": "no policy on frontend: the shop works",
@@ -168,7 +170,8 @@ class CockpitApp(App[int]):
         self._tab_bar = screen.query_one(TabBar)
         self._status_bar = screen.query_one(StatusBar)
         if self.start_session:
-            self.session.start()
+            self.session.start_flows()
+            self._after_first_frame(self.session.start_background)
         if self._quit_on_signals:
             self._exit_cleanly_on_signals()
         for tab in self._tabs.values():
@@ -176,7 +179,7 @@ class CockpitApp(App[int]):
         self.current_tab.tab_shown()
         self.set_interval(STATUS_INTERVAL, self._update_status)
         self.set_interval(REFRESH_INTERVAL, self._refresh_current_tab)
-        self._tame_garbage_collector()
+        self._after_first_frame(self._tame_garbage_collector)
         if self.session.server_side_filters:
             self.set_interval(NODES_INTERVAL, self._poll_nodes)
             self.call_later(self._poll_nodes)
@@ -187,6 +190,24 @@ class CockpitApp(App[int]):
 
             self._talk = TalkController(self, self.talk)
             self._talk.go(0)
+
+    def _after_first_frame(self, callback: Callable[[], object]) -> None:
+        """Run `callback` once the first frame showing flows has been painted, or after
+        FIRST_FRAME_WAIT_S without flows: what the first frame does not need (the aggregator
+        child, policy data, Prometheus, a full garbage collection) must not delay it."""
+        from kcockpit.ui.tabs.flows import FlowsTab
+
+        deadline = time.monotonic() + FIRST_FRAME_WAIT_S
+        table = self.tab(FlowsTab).table
+
+        def check() -> None:
+            if self._shutting_down():
+                timer.stop()
+            elif table.row_count or time.monotonic() >= deadline:
+                timer.stop()
+                self.call_after_refresh(lambda: None if self._shutting_down() else callback())
+
+        timer = self.set_interval(FIRST_FRAME_POLL_S, check)
 
     # --- talk mode -----------------------------------------------------------------
 

@@ -210,5 +210,11 @@ def run(args: argparse.Namespace) -> int:
 
     app = CockpitApp(session, initial_filter=args.filter, theme=args.theme or ("high-contrast" if talk else "dark"),
                      export_dir=export_dir, quit_on_signals=True, talk=talk)
-    result = app.run()
+    try:
+        result = app.run()
+    finally:
+        if not session.stopped:  # the app ended before it could stop it (it never started, or failed)
+            import asyncio
+
+            asyncio.run(session.stop())
     return result if isinstance(result, int) else (app.return_code or 0)
