@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
-from kcockpit.application.integrations import PolicyFeed, policy_feed
-from kcockpit.sources.kubernetes import PolicyOptions
 from kcockpit.wire.connection import (
     DEFAULT_DIAL_TIMEOUT,
     DEFAULT_SERVER,
@@ -32,6 +31,10 @@ from kcockpit.wire.prometheus import (
     check_timeout,
     parse_header,
 )
+
+if TYPE_CHECKING:  # loaded when policy data is asked for: the policy model is not needed before
+    from kcockpit.application.integrations import PolicyFeed
+    from kcockpit.sources.kubernetes import PolicyOptions
 
 # ---------------------------------------------------------------------------- Hubble
 
@@ -197,9 +200,13 @@ def add_kubernetes_arguments(parser: argparse.ArgumentParser) -> None:
 
 def policy_options_from_args(args: argparse.Namespace) -> PolicyOptions:
     """What the options of `add_kubernetes_arguments` ask for."""
+    from kcockpit.sources.kubernetes import PolicyOptions
+
     return PolicyOptions(kubeconfig=args.kubeconfig, context=args.context, policies=args.policies, disabled=args.no_kubernetes)
 
 
 def policy_feed_from_args(args: argparse.Namespace) -> PolicyFeed:
     """The policy data the options of `add_kubernetes_arguments` ask for (not started)."""
+    from kcockpit.application.integrations import policy_feed
+
     return policy_feed(policy_options_from_args(args))

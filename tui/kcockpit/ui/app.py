@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import tzinfo
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -26,13 +26,15 @@ from textual.widgets import ContentSwitcher, Footer
 
 from kcockpit.application.session import Session
 from kcockpit.application.status import StatusInfo
-from kcockpit.application.talk import TalkScript
 from kcockpit.ui.export import default_export_dir
 from kcockpit.ui.hangup import on_hangup
 from kcockpit.ui.tabs import TABS, CockpitTab, TabContext
 from kcockpit.ui.themes import THEMES
 from kcockpit.ui.widgets.status_bar import StatusBar
 from kcockpit.ui.widgets.tab_bar import TabBar
+
+if TYPE_CHECKING:
+    from kcockpit.application.talk import TalkScript  # YAML and the talk: loaded only in talk mode
 
 STATUS_INTERVAL = 1 / 5  # seconds between status bar updates (5 Hz)
 REFRESH_INTERVAL = 1 / 4  # seconds between refresh_tab calls on the tab shown (4 Hz)

@@ -29,18 +29,31 @@ from textual.content import Content
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from kcockpit.application import policy_insights as pi
 from kcockpit.application.status import StatusInfo
 from kcockpit.model.aggregates import window_label
 from kcockpit.model.record import FlowRecord
 from kcockpit.ui.printable import printable
 from kcockpit.ui.tabs.base import CockpitTab, Legend, TabContext
 
+
+
+class _LazyInsights:
+    """`kcockpit.application.policy_insights`, imported at its first use (the tab computes
+    only once shown): it loads the policy engine, 0.1 s that the first frame does without."""
+
+    def __getattr__(self, name: str):
+        from kcockpit.application import policy_insights
+
+        return getattr(policy_insights, name)
+
+
+pi = _LazyInsights()
+
 VIEWS = ("verdicts", "policies", "drift")
 WINDOWS = (300, 900, 60, None)
 WIDE = 160  # from here a verdict group is one line, below two
 _VERDICT_STYLE = {"DROPPED": "bold $text-error", "AUDIT": "bold $text-warning", "FORWARDED": "bold $text-success"}
-_CHECK_STYLE = {pi.AGREES: "$text-success", pi.DRIFT: "bold $text-error", pi.UNEVALUATED: "$text-warning"}
+_CHECK_STYLE = {"agrees": "$text-success", "drift": "bold $text-error", "not-evaluated": "$text-warning"}  # by pi.AGREES, ...
 
 LEGEND: Legend = (
     ("✓", "the policy engine agrees with Hubble's verdict for this group"),
@@ -95,7 +108,7 @@ class PoliciesTab(CockpitTab):
         super().__init__(context)
         self.view = "verdicts"
         self.window_s: int | None = 300
-        self.insights = pi.PolicyInsights()
+        self._insights = None  # pi.PolicyInsights, made by the first computation
         self.model: _Model | None = None
         self._computing: tuple | None = None
         self._drawn: tuple | None = None
@@ -174,9 +187,11 @@ class PoliciesTab(CockpitTab):
         data = self._policy_data()
         cluster = data.cluster if data is not None else None
         reason = "" if cluster is not None else (data.reason if data is not None else "no policy data in this session")
-        rows = self.insights.verdict_rows(groups, cluster, (signature[3], signature[4]), window.span_s, reason)
+        if self._insights is None:
+            self._insights = pi.PolicyInsights()
+        rows = self._insights.verdict_rows(groups, cluster, (signature[3], signature[4]), window.span_s, reason)
         label = _window_words(self.window_s)
-        policies = self.insights.policy_view(rows, cluster, (signature[3], signature[4]))
+        policies = self._insights.policy_view(rows, cluster, (signature[3], signature[4]))
         return _Model(signature, rows, policies, pi.drift_rows(rows), label, reason, window.flows)
 
     def _computed(self, model: _Model) -> None:
