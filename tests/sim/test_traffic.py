@@ -6,7 +6,7 @@ import pytest
 
 from kcockpit.sim.clock import ManualClock
 from kcockpit.sim.scenario import Scenario
-from kcockpit.sim.traffic import Simulator
+from kcockpit.sim.traffic import CALIBRATED, Simulator
 from kcockpit.sim.world import FRONTEND_POLICY, World
 from kcockpit.wire.hubble_pb import flow_pb
 
@@ -229,5 +229,14 @@ def test_the_counting_calibration_gives_the_figure_of_a_full_run(seed):
                      rate=1.0, start_ns=0, flows_per_activity=1.0)
     for _ in range(traffic.CALIBRATION_ACTIVITIES):
         full._run_activity(0)
-    traffic._CALIBRATION.pop(seed, None)
-    assert traffic._calibrate(world, clock) == len(full._heap) / traffic.CALIBRATION_ACTIVITIES
+    assert traffic._measure_flows_per_activity(world, clock) == len(full._heap) / traffic.CALIBRATION_ACTIVITIES
+
+
+@pytest.mark.parametrize("seed", sorted(CALIBRATED))
+def test_the_shipped_calibration_is_what_the_traffic_model_measures(seed):
+    """The default seed's figure is shipped (the demo's first frame does not wait for it)."""
+    from kcockpit.sim import traffic
+
+    measured = traffic._measure_flows_per_activity(World.build(seed), ManualClock())
+    assert traffic.CALIBRATED[seed] == measured, (
+        f"the traffic model changed: set CALIBRATED[{seed}] = {measured!r} in kcockpit/sim/traffic.py")
