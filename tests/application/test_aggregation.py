@@ -19,18 +19,7 @@ from kcockpit.sources.hubble import FlowStream
 from kcockpit.sim.embedded import DemoCluster
 from kcockpit.wire.connection import HubbleConnection
 from polling import wait_until
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is gone for our purpose
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
+from processes import alive
 
 
 @pytest.fixture
@@ -99,13 +88,32 @@ def test_a_killed_aggregator_is_restarted_and_counting_goes_on(session_stream) -
     try:
         wait_until(lambda: feed.aggregates.flows > 0 and feed.child_pid, timeout=20)
         first = feed.child_pid
+        assert feed.status_part() is None  # nothing to say while all is well
         os.kill(first, signal.SIGKILL)
         wait_until(lambda: feed.restarts == 1, timeout=10)
+        assert feed.last_exit == "it ended (its pipe closed, killed by SIGKILL)"
+        assert feed.restart_notice().startswith("aggregator restarted (1): it ended (its pipe closed, killed by SIGKILL)")
         counted = feed.aggregates.flows
         wait_until(lambda: feed.aggregates.flows > counted + 100, timeout=20)
         assert feed.child_pid not in (None, first)
+        part = feed.status_part()  # the restart stays told once counting is live again
+        assert (part.text, part.style) == ("aggregator ↻1", "warning")
     finally:
         feed.stop()
+
+
+def test_the_status_bar_says_when_the_aggregator_restarts_or_fails() -> None:
+    from kcockpit.application.aggregation import FeedState
+
+    feed = StreamFeed(None, FlowStore(10))
+    feed.restarts = 2
+    for state, text in (("restarting", "aggregator restarting ↻2"), ("error", "aggregator error ↻2"),
+                        ("retrying", "aggregator retrying ↻2"), ("live", "aggregator ↻2")):
+        feed._state = FeedState(state)
+        assert feed.status_part().text == text
+    feed.restarts = 0
+    feed._state = FeedState("error", "cannot start the aggregator process: no such file")
+    assert feed.status_part().text == "aggregator error"
 
 
 def test_the_aggregator_exits_when_its_parent_dies(broken_cluster, tmp_path) -> None:

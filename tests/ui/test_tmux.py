@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import alive
 from ui_tmux import ROOT, TMUX_MARKS, Terminal
 
 pytestmark = TMUX_MARKS
@@ -55,16 +56,6 @@ def test_demo_in_a_real_terminal(terminal: Terminal) -> None:
     assert "VERDICT" not in screen
 
 
-def running(pid: str) -> bool:
-    """Whether the process is alive. A zombie has exited: once tmux is gone it is re-parented
-    to PID 1, which in some containers never reaps it, so /proc/PID alone would stay."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_a_dropped_terminal_cleans_up_like_quit(terminal: Terminal, tmp_path: Path) -> None:
     """The SSH session drops (SIGHUP): the demo's servers stop and its temporary files go."""
     private_tmp = tmp_path / "tmp"
@@ -76,7 +67,7 @@ def test_a_dropped_terminal_cleans_up_like_quit(terminal: Terminal, tmp_path: Pa
     pid = terminal.tmux("display-message", "-p", "-t", terminal.name, "#{pane_pid}").strip()
     terminal.close()  # tmux hangs up the pane: SIGHUP, as sshd does
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (running(pid) or any(private_tmp.iterdir())):
+    while time.monotonic() < deadline and (alive(int(pid)) or any(private_tmp.iterdir())):
         time.sleep(0.2)
-    assert not running(pid), "kcockpit still running after SIGHUP"
+    assert not alive(int(pid)), "kcockpit still running after SIGHUP"
     assert not any(private_tmp.iterdir()), f"left behind: {sorted(p.name for p in private_tmp.iterdir())}"

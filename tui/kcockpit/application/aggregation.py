@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import threading
@@ -31,6 +32,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from kcockpit.application.status import Part
 from kcockpit.model.aggregates import Accumulator, FlowAggregates
 from kcockpit.model.record import FlowRecord
 from kcockpit.model.store import pack_records, unpack_records
@@ -58,6 +60,8 @@ class AggregateFeed:
         self._clock = clock
         self._state = FeedState("starting")
         self._merged_at = clock()  # wall time of the last merge that carried flows
+        self.restarts = 0  # times the counting process died and was started again
+        self.last_exit = ""  # how it last ended: "its pipe closed, exit code -9"
 
     def start(self) -> None:
         raise NotImplementedError
@@ -70,6 +74,22 @@ class AggregateFeed:
 
     def state(self) -> FeedState:
         return self._state
+
+    def status_part(self) -> Part | None:
+        """The status bar's word on the counting behind the Services, DNS and Policies tabs,
+        when there is one: restarting, failed or retrying (with the restarts so far), else
+        how many times the counting process was restarted, which stays shown."""
+        state = self._state.state
+        restarted = f" ↻{self.restarts}" if self.restarts else ""
+        if state in ("restarting", "error", "retrying"):
+            return Part(f"aggregator {state}{restarted}", "warning", 1)
+        if self.restarts:
+            return Part(f"aggregator{restarted}", "warning", 3)
+        return None
+
+    def restart_notice(self) -> str:
+        """What the cockpit says once the counting process was restarted."""
+        return f"aggregator restarted ({self.restarts}): {self.last_exit}; the counts go on (flows in flight may be missing)"
 
     def now_s(self) -> int:
         """'Now' in flow time for the windows: the newest flow counted, moved on by the wall
@@ -129,7 +149,6 @@ class StreamFeed(AggregateFeed):
         super().__init__(aggregates, **kwargs)
         self.connection = connection
         self.store = store
-        self.restarts = 0
         self.detached = False
         self.shipped = 0  # flows sent to the child
         self.missed = 0  # flows the store evicted before the tap could ship them
@@ -191,7 +210,6 @@ class StreamFeed(AggregateFeed):
             ended = self._receive(pipe)
             if self._stopping.is_set():
                 return
-            self.restarts += 1
             try:
                 code = process.wait(5)
             except subprocess.TimeoutExpired:
@@ -200,6 +218,8 @@ class StreamFeed(AggregateFeed):
             with self._lock:
                 self._pipe = None
             pipe.close()
+            self.last_exit = f"it ended ({ended}, {_exit_words(code)})"
+            self.restarts += 1
             self._state = FeedState("restarting", f"the aggregator process ended ({ended}, exit code {code}); restarting")
             self._stopping.wait(RESTART_DELAY_S)
 
@@ -282,6 +302,16 @@ class StreamFeed(AggregateFeed):
         if pipe is not None:
             pipe.close()
         self._state = FeedState("stopped")
+
+
+def _exit_words(code: int) -> str:
+    """A child's exit status as a person reads it: "killed by SIGKILL", "exit code 1"."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 F_SETPIPE_SZ = 1031  # Linux fcntl: a pipe's buffer size

@@ -136,6 +136,7 @@ class CockpitApp(App[int]):
         self._quit_on_signals = quit_on_signals
         self._tabs: dict[str, CockpitTab] = {}
         self._node_counts: tuple[int, int] | None = None
+        self._restarts_told = 0  # aggregator restarts already announced
         self._too_small = False
         self._gc_thresholds = gc.get_threshold()
         for custom in THEMES.values():
@@ -300,6 +301,15 @@ class CockpitApp(App[int]):
             info.extra = integrations.status_parts()
             for notice in integrations.notices.take():
                 self.notify(notice.text, title=notice.title, severity=notice.severity, timeout=8, markup=False)
+        feed = self.session.feed
+        if feed is not None:
+            # The counting behind the other tabs: a restart is said once, and its count stays.
+            part = feed.status_part()
+            if part is not None:
+                info.extra = (*info.extra, part)
+            if feed.restarts > self._restarts_told:
+                self._restarts_told = feed.restarts
+                self.notify(feed.restart_notice(), severity="warning", timeout=10, markup=False)
         self._status_bar.show(info)
         if self.screen is not self.main:
             for bar in self.screen.query(StatusBar):  # screens pushed over it show one too

@@ -97,6 +97,9 @@ STATUS_LEGEND = (
                "Cilium's hubble.eventBufferCapacity / hubble.eventQueueSize, or bpf.monitorAggregation, do."),
     ("k8s ✓ / ✗", "policy data for explanations: the number of policies, or why there is none."),
     ("prom ✓ / ✗", "Prometheus for golden signals; without it they come from the flows."),
+    ("aggregator ↻N", "the process counting every flow for the Services, DNS and Policies tabs died and "
+                      "was restarted N times (the notice said why); their counts went on. While it "
+                      "restarts: `aggregator restarting`."),
 )
 
 
