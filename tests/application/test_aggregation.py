@@ -81,25 +81,49 @@ def test_once_the_session_filters_the_child_counts_an_unfiltered_stream_of_its_o
         feed.stop()
 
 
-def test_a_killed_aggregator_is_restarted_and_counting_goes_on(session_stream) -> None:
+@pytest.fixture
+def counting_feed(session_stream):
+    """A feed counting the session's stream in its child, which is up and has counted."""
     connection, store, _ = session_stream
     feed = StreamFeed(connection, store)
     feed.start()
-    try:
-        wait_until(lambda: feed.aggregates.flows > 0 and feed.child_pid, timeout=20)
-        first = feed.child_pid
-        assert feed.status_part() is None  # nothing to say while all is well
-        os.kill(first, signal.SIGKILL)
-        wait_until(lambda: feed.restarts == 1, timeout=10)
-        assert feed.last_exit == "it ended (its pipe closed, killed by SIGKILL)"
-        assert feed.restart_notice().startswith("aggregator restarted (1): it ended (its pipe closed, killed by SIGKILL)")
-        counted = feed.aggregates.flows
-        wait_until(lambda: feed.aggregates.flows > counted + 100, timeout=20)
-        assert feed.child_pid not in (None, first)
-        part = feed.status_part()  # the restart stays told once counting is live again
-        assert (part.text, part.style) == ("aggregator ↻1", "warning")
-    finally:
-        feed.stop()
+    wait_until(lambda: feed.aggregates.flows > 0 and feed.child_pid, timeout=20)
+    yield feed
+    feed.stop()
+
+
+def counting_goes_on(feed: StreamFeed) -> None:
+    counted = feed.aggregates.flows
+    wait_until(lambda: feed.aggregates.flows > counted + 100, timeout=20)
+
+
+def test_a_killed_aggregator_is_restarted_and_counting_goes_on(counting_feed) -> None:
+    feed = counting_feed
+    first = feed.child_pid
+    assert feed.status_part() is None  # nothing to say while all is well
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: feed.restarts == 1, timeout=10)
+    assert feed.last_exit == "it ended (its pipe closed, killed by SIGKILL)"
+    assert feed.restart_notice().startswith("aggregator restarted (1): it ended (its pipe closed, killed by SIGKILL)")
+    counting_goes_on(feed)
+    assert feed.child_pid not in (None, first)
+    part = feed.status_part()  # the restart stays told once counting is live again
+    assert (part.text, part.style) == ("aggregator ↻1", "warning")
+
+
+def test_a_stuck_aggregator_is_ended_and_restarted(counting_feed, monkeypatch) -> None:
+    """Never a silent stall: a child that stops answering (here SIGSTOP) is killed and
+    replaced, as a dead one is."""
+    from kcockpit.application import aggregation
+
+    monkeypatch.setattr(aggregation, "STALL_S", 1.5)
+    feed = counting_feed
+    first = feed.child_pid
+    os.kill(first, signal.SIGSTOP)
+    wait_until(lambda: feed.restarts == 1, timeout=15)
+    assert feed.last_exit == "it ended (it stopped answering for 1.5 s, killed by SIGKILL)"
+    assert not alive(first)
+    counting_goes_on(feed)
 
 
 def test_the_status_bar_says_when_the_aggregator_restarts_or_fails() -> None:

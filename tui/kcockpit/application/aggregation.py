@@ -13,9 +13,11 @@ mean "100% of the drops you asked for". So at the first server-side filter the f
 *detaches*: the child opens an unfiltered GetFlows stream of its own, resuming after the
 newest flow it counted, and keeps it for the rest of the session.
 
-The child is watched: if it dies it is restarted (a detached one resumes after the newest
-flow counted) and the state says so; it exits by itself when this process goes away (its
-pipe closes, or its parent changes), so no child outlives the cockpit.
+The child is watched: if it dies, or stops answering (it sends at least a heartbeat every
+SEND_INTERVAL_S), it is ended and restarted (a detached one resumes after the newest flow
+counted); the state, `restarts` and `last_exit` say so, for the status bar and a notice. It
+exits by itself when this process goes away (its pipe closes, or its parent changes), so
+no child outlives the cockpit.
 
 A capture file is counted once, on a thread, from the records it loaded.
 """
@@ -43,6 +45,7 @@ TAP_BATCH = 8192  # flows per message to the child at most
 CHILD_STORE = 65_536
 OWN_HISTORY_FLOWS = 5_000  # per node through Relay: the history a stream of its own starts with  # flows a detached child's own stream may buffer between two counting passes
 RESTART_DELAY_S = 1.0
+STALL_S = 10.0  # a child silent this long is stuck (it sends every SEND_INTERVAL_S): ended and restarted
 NS = 1_000_000_000
 
 
@@ -210,6 +213,8 @@ class StreamFeed(AggregateFeed):
             ended = self._receive(pipe)
             if self._stopping.is_set():
                 return
+            if ended.startswith("it stopped answering"):
+                process.kill()
             try:
                 code = process.wait(5)
             except subprocess.TimeoutExpired:
@@ -224,8 +229,13 @@ class StreamFeed(AggregateFeed):
             self._stopping.wait(RESTART_DELAY_S)
 
     def _receive(self, pipe: _Pipe) -> str:
+        """Merge what the child sends until it ends; returns how it ended. A child that says
+        nothing for STALL_S (it sends at least a heartbeat every SEND_INTERVAL_S) is stuck:
+        stopped, deadlocked, or starved. It is ended, and restarted like a dead one."""
         while True:
             try:
+                if not pipe.poll(STALL_S):
+                    return f"it stopped answering for {STALL_S:g} s"
                 kind, payload = pipe.recv()
             except (EOFError, OSError):
                 return "its pipe closed"
@@ -440,8 +450,9 @@ def run_child(connection, pipe: _Pipe, parent_pid: int) -> None:
                 pipe.send(("state", state))
                 last_state = state
             delta = accumulator.take()
-            if delta:
-                pipe.send(("delta", delta))
+            # Every round says something, a heartbeat at least: the parent tells a quiet
+            # stream from a stuck child by it.
+            pipe.send(("delta", delta) if delta else ("alive", None))
     except (EOFError, OSError):
         return
     finally:
