@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,25 @@ def test_help_documents_the_policy_and_prometheus_options() -> None:
     for flag in ("--kubeconfig", "--context", "--policies", "--no-kubernetes", "--prometheus", "--prometheus-token", "--export-dir"):
         assert flag in result.stdout, flag
     assert "Kubernetes API" in result.stdout and "Prometheus" in result.stdout
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "tui")})
+
+
+def test_a_thread_that_never_ends_does_not_keep_the_cockpit_alive_after_its_screen() -> None:
+    """Seen once: a stop that failed left the demo's server threads running, and the cockpit
+    stayed behind, unseen, after `q`. Once the session is stopped, the process ends anyway."""
+    started = time.monotonic()
+    done = _python("import threading\nfrom kcockpit.ui.cli import exit_within\n"
+                   "threading.Thread(target=threading.Event().wait).start()\nexit_within(0.5, 3)\n")
+    assert done.returncode == 3, done.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_the_exit_guard_does_not_delay_a_normal_exit() -> None:
+    started = time.monotonic()
+    done = _python("import sys\nfrom kcockpit.ui.cli import exit_within\nexit_within(30, 3)\nsys.exit(0)\n")
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 20

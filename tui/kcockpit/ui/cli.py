@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 from kcockpit.cli_options import add_connection_arguments, add_kubernetes_arguments, add_prometheus_arguments
 from kcockpit.model.store import DEFAULT_CAPACITY
@@ -217,4 +218,28 @@ def run(args: argparse.Namespace) -> int:
             import asyncio
 
             asyncio.run(session.stop())
-    return result if isinstance(result, int) else (app.return_code or 0)
+    code = result if isinstance(result, int) else (app.return_code or 0)
+    exit_within(EXIT_GRACE_S, code)
+    return code
+
+
+EXIT_GRACE_S = 5.0
+
+
+def exit_within(seconds: float, code: int) -> None:
+    """The screen is gone and the session stopped: the process ends when its last thread
+    does. Should one never end (a server thread stuck on a socket), the cockpit would stay
+    behind, unseen, holding its ports: a daemon thread ends the process after `seconds`
+    instead. A normal exit is not delayed by it."""
+    import threading
+
+    def end() -> None:
+        time.sleep(seconds)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+
+    threading.Thread(target=end, name="kcockpit-exit-guard", daemon=True).start()
