@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from ui_support import demo_app, wait_until
 
-from kcockpit.application.session import CaptureSession, Session
+from kcockpit.application.session import CaptureSession, HubbleSession, Session
 from kcockpit.model.store import FlowStore
 from kcockpit.sim.embedded import DemoCluster
 from kcockpit.ui.app import FIRST_FRAME_WAIT_S, CockpitApp
 from kcockpit.ui.tabs.flows import FlowsTab
+from kcockpit.wire.connection import HubbleConnection
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,3 +110,15 @@ async def test_a_part_that_fails_to_stop_does_not_keep_the_others_running() -> N
     assert session.stopped
     await session.stop()  # once is enough
     assert (session.integrations.stops, session.feed.stops) == (1, 1)
+
+
+async def test_the_first_frame_says_connecting_not_stopped() -> None:
+    """The first status line is composed right after the stream is started, before its
+    reader thread has run: it read `● stopped` until the next update."""
+    session = HubbleSession(HubbleConnection(server="127.0.0.1:1"), FlowStore(10))
+    assert session.state().state == "stopped"  # not started
+    session.stream.start = lambda: None  # as if its thread had not run yet
+    session.start_flows()
+    assert session.state().state == "connecting"
+    await session.stop()
+    assert session.state().state == "stopped"

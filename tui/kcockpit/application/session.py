@@ -150,8 +150,10 @@ class HubbleSession(Session):
         self.client = HubbleClient(connection)
         self.feed = StreamFeed(connection, store, clock=clock)
         self._status_error = ""
+        self._flows_started = False
 
     def start_flows(self) -> None:
+        self._flows_started = True
         self.stream.start()
 
     def _stop_steps(self) -> list[Callable[[], Awaitable[object]]]:
@@ -171,6 +173,8 @@ class HubbleSession(Session):
             return SessionState("error", state.error)
         if status is StreamStatus.ENDED:
             return SessionState("stopped", "the server ended the stream")
+        if status is StreamStatus.STOPPED and self._flows_started and not self.stopped:
+            return SessionState("connecting")  # started, its reader thread has not run yet
         return SessionState(status.value)
 
     def apply_filter(self, whitelist: Iterable, blacklist: Iterable) -> None:
