@@ -16,6 +16,10 @@ capture that meets all but the last condition is printed too ("flows shown").
 The pane is captured every POLL_S seconds, so a figure is late by at most that much.
 After the frame the cockpit is quit with `q` and the next run starts on a new server.
 
+The cockpit runs as an installed one does, with its bytecode cached: PYTHONDONTWRITEBYTECODE
+is dropped from its environment and a first run, not counted, writes the caches (with the
+variable set, every run compiles every kcockpit module again: 0.2-0.3 s more).
+
     python benchmarks/startup.py [--runs 7] [--command 'python -m kcockpit --demo'] [-- EXTRA ARGS]
 
 The default command is this checkout's `python -m kcockpit --demo` run from tui/ with the
@@ -73,7 +77,7 @@ class Pane:
 def one_run(command: str, index: int) -> tuple[float, float, list[str]]:
     """(seconds to the flows shown, seconds to the complete frame, that frame's lines)."""
     pane = Pane(f"kcockpit-startup-{os.getpid()}-{index}")
-    shell = f"read _ && cd {shlex.quote(str(ROOT / 'tui'))} && exec {command}"
+    shell = f"read _ && cd {shlex.quote(str(ROOT / 'tui'))} && unset PYTHONDONTWRITEBYTECODE && exec {command}"
     pane.tmux("-f", "/dev/null", "new-session", "-d", "-s", "bench", "-x", str(WIDTH), "-y", str(HEIGHT),
               "sh", "-c", shell, check=True)
     try:
@@ -113,7 +117,8 @@ def main() -> int:
     command = " ".join([args.command, *map(shlex.quote, args.extra)])
     print(f"command: {command}  ({WIDTH}x{HEIGHT}, tmux, polled every {POLL_S * 1000:.0f} ms)")
     shown_times, times = [], []
-    lines: list[str] = []
+    _, warm_up, lines = one_run(command, -1)
+    print(f"warm-up run (not counted: writes the bytecode caches): {warm_up:.3f} s", flush=True)
     for index in range(args.runs):
         shown, elapsed, lines = one_run(command, index)
         shown_times.append(shown)
