@@ -307,7 +307,13 @@ def test_demo_server_serves_metrics_and_the_kubernetes_api(tmp_path):
         lines = [process.stdout.readline() for _ in range(4)]
         metrics_url = re.search(r"metrics:\s+(http://\S+)", "".join(lines)).group(1)
         assert f"(kubeconfig: {kubeconfig})" in "".join(lines)
+        # The backfilled history is healthy: the broken phase's drops come with the first
+        # live flows (the first scrape met some only while the server took 0.6 s to start).
+        deadline = time.monotonic() + 10
         body = httpx.get(metrics_url, timeout=10).text
+        while 'hubble_drop_total{' not in body and time.monotonic() < deadline:
+            time.sleep(0.1)
+            body = httpx.get(metrics_url, timeout=10).text
         assert 'hubble_drop_total{' in body and 'reason="POLICY_DENIED"' in body
 
         api = k8s_client.ApiClient(k8s_config.new_client_from_config(config_file=str(kubeconfig)).configuration)
