@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from kcockpit.application.status import Part
 from kcockpit.model.aggregates import Accumulator, FlowAggregates
+from kcockpit.model.blocks import FlowBytesLost
 from kcockpit.model.record import FlowRecord
 from kcockpit.model.store import pack_records, unpack_records
 
@@ -122,10 +123,27 @@ class RecordsFeed(AggregateFeed):
         self._thread.start()
 
     def _count(self) -> None:
+        """Count every record whose bytes can still be read; a failure is said in the state,
+        never left as a feed "starting" forever."""
+        try:
+            unreadable = self._count_records()
+        except Exception as error:  # noqa: BLE001 - the status bar says it; the tabs keep what was counted
+            self._state = FeedState("error", f"counting the capture failed: {type(error).__name__}: {error}")
+            return
+        lost = f", {unreadable} not (their stored bytes are unreadable)" if unreadable else ""
+        self._state = FeedState("done", f"{self.aggregates.flows} flows counted{lost}")
+
+    def _count_records(self) -> int:
+        """Count the records; returns how many could not be read."""
         accumulator = Accumulator()
         batch: list[bytes] = []
+        unreadable = 0
         for record in self._records:
-            batch.append(record.raw)
+            try:
+                batch.append(record.raw)
+            except FlowBytesLost:  # its compressed block is damaged: nothing left to count
+                unreadable += 1
+                continue
             if len(batch) >= 4096:
                 accumulator.add_raw(batch)
                 self._merged(accumulator.take())
@@ -134,7 +152,7 @@ class RecordsFeed(AggregateFeed):
         accumulator.add_raw(batch)
         accumulator.expire(self.aggregates.last_ns + 6 * NS)  # nothing follows the capture's end
         self._merged(accumulator.take())
-        self._state = FeedState("done", f"{self.aggregates.flows} flows counted")
+        return unreadable
 
     def now_s(self) -> int:
         return self.aggregates.now_s()  # a capture's windows end at its newest flow
