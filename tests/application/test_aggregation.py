@@ -140,6 +140,21 @@ def test_the_status_bar_says_when_the_aggregator_restarts_or_fails() -> None:
     assert feed.status_part().text == "aggregator error"
 
 
+def test_flows_the_buffer_let_go_before_they_were_counted_are_said() -> None:
+    from kcockpit.application.aggregation import FeedState
+    from observer_fixture import make_flow_response
+
+    store = FlowStore(10)
+    feed = StreamFeed(None, store)  # no child yet: nothing is shipped, the tap keeps its place
+    store.extend([FlowRecord.from_bytes(make_flow_response(i).SerializeToString()) for i in range(50)])
+    feed._ship()
+    assert feed.missed == 40  # only the 10 the buffer still holds can still be counted
+    feed._state = FeedState("live")
+    assert feed.status_part().text == "aggregator 40 uncounted"
+    feed.restarts = 1
+    assert feed.status_part().text == "aggregator ↻1 40 uncounted"
+
+
 def test_the_aggregator_exits_when_its_parent_dies(broken_cluster, tmp_path) -> None:
     _, connection = broken_cluster
     script = tmp_path / "parent.py"

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from kcockpit.application.status import Part
+from kcockpit.application.status import Part, compact_count
 from kcockpit.model.aggregates import Accumulator, FlowAggregates
 from kcockpit.model.blocks import FlowBytesLost
 from kcockpit.model.record import FlowRecord
@@ -65,6 +65,7 @@ class AggregateFeed:
         self._state = FeedState("starting")
         self._merged_at = clock()  # wall time of the last merge that carried flows
         self.restarts = 0  # times the counting process died and was started again
+        self.missed = 0  # flows the store let go of before they could be counted
         self.last_exit = ""  # how it last ended: "its pipe closed, exit code -9"
 
     def start(self) -> None:
@@ -85,10 +86,12 @@ class AggregateFeed:
         how many times the counting process was restarted, which stays shown."""
         state = self._state.state
         restarted = f" ↻{self.restarts}" if self.restarts else ""
+        missed = self.missed
+        uncounted = f" {compact_count(missed)} uncounted" if missed else ""
         if state in ("restarting", "error", "retrying"):
-            return Part(f"aggregator {state}{restarted}", "warning", 1)
-        if self.restarts:
-            return Part(f"aggregator{restarted}", "warning", 3)
+            return Part(f"aggregator {state}{restarted}{uncounted}", "warning", 1)
+        if self.restarts or missed:
+            return Part(f"aggregator{restarted}{uncounted}", "warning", 3)
         return None
 
     def restart_notice(self) -> str:
@@ -172,7 +175,6 @@ class StreamFeed(AggregateFeed):
         self.store = store
         self.detached = False
         self.shipped = 0  # flows sent to the child
-        self.missed = 0  # flows the store evicted before the tap could ship them
         self._mark = store.received  # the store's flows before us are history the child is not sent
         self._shipped_newest_ns = 0
         self._stopping = threading.Event()

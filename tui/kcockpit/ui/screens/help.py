@@ -99,7 +99,9 @@ STATUS_LEGEND = (
     ("prom ✓ / ✗", "Prometheus for golden signals; without it they come from the flows."),
     ("aggregator ↻N", "the process counting every flow for the Services, DNS and Policies tabs died and "
                       "was restarted N times (the notice said why); their counts went on. While it "
-                      "restarts: `aggregator restarting`."),
+                      "restarts: `aggregator restarting`. `N uncounted`: flows the buffer let go of "
+                      "before that process counted them (it fell behind a very fast stream; a larger "
+                      "--buffer-size gives it more time): those tabs' counts are then lower bounds."),
 )
 
 
