@@ -2,7 +2,7 @@
 into the aggregates (in their child process, as the cockpit runs them), while an asyncio loop
 drains the store every 20 ms as the UI does.
 
-    python benchmarks/ingest.py --server HOST:PORT --count N [--capacity 50000] [--follow]
+    python benchmarks/ingest.py --server HOST:PORT --count N [--capacity 1000000] [--follow] [--hubble-cli PATH]
     python benchmarks/ingest.py --server HOST:PORT --count N --receive-only   # transport ceiling
 
 With --hubble-cli PATH it also times the real `hubble observe --last N -o compact` printing to
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
 import grpc  # noqa: E402
 
 from kcockpit.application.aggregation import StreamFeed  # noqa: E402
-from kcockpit.model.store import FlowStore  # noqa: E402
+from kcockpit.model.store import DEFAULT_CAPACITY, FlowStore  # noqa: E402
 from kcockpit.sources.hubble import FlowStream, StreamStatus  # noqa: E402
 from kcockpit.cli_options import add_connection_arguments, connection_from_args  # noqa: E402
 from kcockpit.wire.connection import HubbleError  # noqa: E402
@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_connection_arguments(parser)
     parser.add_argument("--count", type=int, default=200_000, help="flows to receive (default 200000)")
-    parser.add_argument("--capacity", type=int, default=50_000, help="flow store size (default 50000)")
+    parser.add_argument("--capacity", type=int, default=DEFAULT_CAPACITY,
+                        help=f"flow store size (default {DEFAULT_CAPACITY}, the cockpit's)")
     parser.add_argument("--follow", action="store_true", help="follow the live stream until COUNT flows arrived")
     parser.add_argument("--no-aggregates", dest="aggregates", action="store_false",
                         help="receive, decode and store only: no aggregates (the path before they existed)")
