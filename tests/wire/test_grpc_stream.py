@@ -389,3 +389,13 @@ def test_a_message_over_the_size_limit_is_refused_before_it_is_buffered() -> Non
     messages, error, _ = run_script(script)
     assert messages == [FLOWS[0]]
     assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in error.details()
+
+
+def test_the_stream_connection_is_probed_when_quiet() -> None:
+    # A peer that vanished without a FIN would otherwise leave a quiet follow stream waiting for ever.
+    from kcockpit.wire import grpc_stream
+
+    with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname()) as sock:
+        grpc_stream._keep_alive(sock)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == grpc_stream.KEEPALIVE_IDLE_S

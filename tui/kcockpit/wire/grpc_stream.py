@@ -180,6 +180,7 @@ class StreamCall:
             host, port = split_host_port(target)
             sock = socket.create_connection((host, port), timeout=timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _keep_alive(sock)
             authority = target
         with self._lock:
             if self._cancelled:
@@ -225,6 +226,26 @@ class StreamCall:
         if connection.tls_client_cert_file and connection.tls_client_key_file:
             context.load_cert_chain(connection.tls_client_cert_file, connection.tls_client_key_file)
         return context
+
+
+KEEPALIVE_IDLE_S = 30  # a quiet follow stream (a filter nothing matches) is probed after this
+KEEPALIVE_INTERVAL_S = 10
+KEEPALIVE_PROBES = 3
+
+
+def _keep_alive(sock: socket.socket) -> None:
+    """TCP keepalive: a connection whose peer vanished without a word (a node gone, a NAT
+    that forgot it) fails within ~a minute, and the stream retries, instead of waiting for
+    flows for ever. Where the options do not exist, the system's defaults stay."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE_S), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+                        ("TCP_KEEPCNT", KEEPALIVE_PROBES)):
+        option = getattr(socket, name, None)
+        if option is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+            except OSError:
+                pass
 
 
 class _TlsFailure(OSError):
