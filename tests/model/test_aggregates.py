@@ -283,3 +283,14 @@ def test_responses_without_a_flow_are_not_counted() -> None:
     result = FlowAggregates()
     result.ingest_raw([lost_events_response(5).SerializeToString(), *raw(flow(1, FRONTEND, CART))])
     assert result.flows == 1
+
+
+def test_sketches_of_many_rows_merge_into_one_skipping_rows_without_latency() -> None:
+    first, second = LatencySketch(), LatencySketch()
+    for value in (1_000_000, 2_000_000):
+        first.add_ns(value)
+    second.add_ns(4_000_000)
+    merged = LatencySketch.of([first, None, second])
+    assert merged.count == 3 and first.count == 2  # the parts are left as they were
+    assert abs(merged.quantile_ns(1.0) - 4_000_000) <= 0.01 * 4_000_000
+    assert LatencySketch.of([None]).count == 0

@@ -457,10 +457,7 @@ def client_verdict(client: Endpoint, names: list[DnsName], *, window: str, expla
         target = f" for {worst.query}" if worst and worst.query else ""
         text = f"{nxdomain:,} of {responses:,} answers NXDOMAIN{target} after the search path — the name does not exist"
         found.append(Verdict(client, NXDOMAIN, text, nxdomain, lookups, worst.query if worst else ""))
-    latency = LatencySketch()
-    for name in names:
-        if name.latency is not None:
-            latency.merge(name.latency)
+    latency = LatencySketch.of(name.latency for name in names)
     if latency.count >= SLOW_MIN_ANSWERS:
         p95 = latency.quantile_ns(0.95) / 1e6
         if p95 > slow_p95_ms:
@@ -500,10 +497,7 @@ def dns_health(rows: Iterable[DnsRow], edges: Iterable[ServiceEdge] = (), *, fol
     verdicts.sort(key=lambda v: (v.severity, -v.failures, -v.failures / max(v.lookups, 1), v.client))
     lookups = sum(r.requests for r in rows)
     responses = sum(r.responses for r in rows)
-    latency = LatencySketch()
-    for row in rows:
-        if row.latency is not None:
-            latency.merge(row.latency)
+    latency = LatencySketch.of(row.latency for row in rows)
     return DnsHealth(tuple(shown), tuple(verdicts), lookups, responses, latency if latency.count else None,
                      domain, fold, window)
 

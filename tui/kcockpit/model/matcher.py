@@ -353,12 +353,9 @@ def _flow_port(flow: Any, side: str) -> int | None:
     return None
 
 
-_UNDECODED_CHECKS: set[Check] = set()
-
-
 def _undecoded(check: Check) -> Check:
     """Mark a record check that reads only what a record holds undecoded (verdict, node)."""
-    _UNDECODED_CHECKS.add(check)
+    check.undecoded = True  # type: ignore[attr-defined]
     return check
 
 
@@ -805,7 +802,7 @@ class _CompiledFilter:
         self.on_flow: tuple[Check, ...] = tuple(flow_checks)
         self.on_record: tuple[Check, ...] | None = None if record_checks is None else tuple(record_checks)
         # Whether the record checks read only a record's undecoded fields.
-        self.undecoded = record_checks is not None and all(c in _UNDECODED_CHECKS for c in record_checks)
+        self.undecoded = record_checks is not None and all(getattr(c, "undecoded", False) for c in record_checks)
 
 
 def _compile_all(filters: Sequence[Any]) -> tuple[_CompiledFilter, ...]:

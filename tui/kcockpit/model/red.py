@@ -135,10 +135,7 @@ class RedSignals:
         served = [e for e in edges if e.reporter and serves_scope(e, scope)]
         count = sum(e.responses for e in served)
         server_errors = sum(e.errors for e in served)
-        latency = LatencySketch()
-        for edge in served:
-            if edge.latency is not None:
-                latency.merge(edge.latency)
+        latency = LatencySketch.of(edge.latency for edge in served)
         detail = f"{count} HTTP responses to {scope.describe()} in the last {span_s:g} s of flows"
 
         def reading(name: str, value: float, unit: str) -> Reading:

@@ -10,6 +10,7 @@ their buckets, so per-second sketches sum into any window.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 GAMMA = 1.02
 _LOG_GAMMA = math.log(GAMMA)
@@ -29,6 +30,15 @@ class LatencySketch:
         buckets = self.buckets
         buckets[index] = buckets.get(index, 0) + 1
         self.count += 1
+
+    @classmethod
+    def of(cls, sketches: Iterable[LatencySketch | None]) -> LatencySketch:
+        """One sketch of all of `sketches` (None ones are skipped): empty when none had values."""
+        merged = cls()
+        for sketch in sketches:
+            if sketch is not None:
+                merged.merge(sketch)
+        return merged
 
     def merge(self, other: LatencySketch) -> None:
         buckets = self.buckets
