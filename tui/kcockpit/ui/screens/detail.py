@@ -41,6 +41,7 @@ from kcockpit.ui.policy_view import (
 from kcockpit.ui.widgets.status_bar import StatusBar
 from kcockpit.ui.printable import printable
 from kcockpit.ui.export import default_export_dir
+from kcockpit.ui.screens.scrolling import scroll, scroll_bindings
 
 if TYPE_CHECKING:
     from kcockpit.application.integrations import PolicyFeed
@@ -73,10 +74,7 @@ class FlowDetailScreen(Screen["DetailJump | None"]):
         Binding("d", "jump('drops')", "Drops", tooltip="only the drops of this source", id="detail.source_drops"),
         Binding("c", "copy_json", "JSON", tooltip="copy the flow as jsonpb (OSC 52)", id="detail.copy_json"),
         Binding("y", "copy_command", "Command", tooltip="copy the hubble observe command (OSC 52)", id="detail.copy_command"),
-        Binding("j,down", "scroll('down')", "Scroll down", show=False, id="detail.down"),
-        Binding("k,up", "scroll('up')", "Scroll up", show=False, id="detail.up"),
-        Binding("g,home", "scroll('home')", "Top", show=False, id="detail.top"),
-        Binding("G,end", "scroll('end')", "Bottom", show=False, id="detail.bottom"),
+        *scroll_bindings("detail"),
         Binding("question_mark", "app.help", "Help", key_display="?", show=False, id="detail.help"),
     ]
 
@@ -346,8 +344,7 @@ class FlowDetailScreen(Screen["DetailJump | None"]):
         self.notify("hubble observe command copied to the clipboard (OSC 52)", timeout=2)
 
     def action_scroll(self, where: str) -> None:
-        body = self.query_one("#detail-body", VerticalScroll)
-        {"down": body.scroll_down, "up": body.scroll_up, "home": body.scroll_home, "end": body.scroll_end}[where](animate=False)
+        scroll(self.query_one("#detail-body", VerticalScroll), where)
 
 
 @dataclass(frozen=True, slots=True)

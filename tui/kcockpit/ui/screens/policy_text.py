@@ -16,6 +16,7 @@ from textual.widgets import Footer, Static
 
 from kcockpit.ui.export import unused_path
 from kcockpit.ui.printable import printable
+from kcockpit.ui.screens.scrolling import scroll, scroll_bindings
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,7 @@ class PolicyTextScreen(Screen[None]):
         Binding("f", "copy", "Copy YAML", tooltip="copy the YAML (OSC 52)", id="policytext.copy"),
         Binding("s", "save", "Save YAML", tooltip="save the YAML in --export-dir", id="policytext.save"),
         Binding("a", "next", "Next", tooltip="the next alternative", id="policytext.next"),
-        Binding("j,down", "scroll('down')", "Scroll down", show=False, id="policytext.down"),
-        Binding("k,up", "scroll('up')", "Scroll up", show=False, id="policytext.up"),
-        Binding("g,home", "scroll('home')", "Top", show=False, id="policytext.top"),
-        Binding("G,end", "scroll('end')", "Bottom", show=False, id="policytext.bottom"),
+        *scroll_bindings("policytext"),
     ]
 
     DEFAULT_CSS = """
@@ -110,8 +108,7 @@ class PolicyTextScreen(Screen[None]):
         self.refresh_bindings()
 
     def action_scroll(self, where: str) -> None:
-        body = self.query_one("#policytext-body", VerticalScroll)
-        {"down": body.scroll_down, "up": body.scroll_up, "home": body.scroll_home, "end": body.scroll_end}[where](animate=False)
+        scroll(self.query_one("#policytext-body", VerticalScroll), where)
 
 
 class PathPrompt(Screen[str | None]):
