@@ -5,11 +5,10 @@ scraping the simulator in its dns-overload phase."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 import pytest
-from prometheus_fixture import require_binary
+from prometheus_fixture import require_binary, simulator_metrics
 
 from kcockpit.application.coredns import describe, fetch_coredns_line, rate_window, why_unavailable
 from kcockpit.application.integrations import PrometheusFeed
@@ -72,39 +71,23 @@ async def test_an_unreachable_prometheus_is_a_line_not_an_exception() -> None:
 @pytest.mark.prometheus
 async def test_live_coredns_line_from_a_prometheus_scraping_the_overloaded_simulator() -> None:
     require_binary("prometheus")
-    from kcockpit.sim.metrics import serve_simulator_metrics
-    from kcockpit.sim.scenario import Scenario
-    from kcockpit.sim.traffic import Simulator
-    from kcockpit.sim.world import World
     from kcockpit.sources.prometheus_runner import start_demo_prometheus
 
-    simulator = Simulator(World.build(3), seed=3, scenario=Scenario(mode="dns-overload"), rate=600)
-    _, server = serve_simulator_metrics(simulator, "127.0.0.1", 0)
-    stop = threading.Event()
-
-    def drive() -> None:
-        while not stop.wait(0.05):
-            simulator.advance()
-
-    driver = threading.Thread(target=drive, name="simulator", daemon=True)
-    driver.start()
-    running, message = start_demo_prometheus(server.url)
-    try:
-        assert running is not None, message
-        feed = PrometheusFeed(PrometheusConfig(running.url))
-        feed.state = "ready"
-        deadline = time.monotonic() + 60
-        while True:
-            line = await fetch_coredns_line(feed, 60)
-            if line.available and " req/s" in line.text and "0.0 req/s" not in line.text:
-                break
-            assert time.monotonic() < deadline, line.text
-            await asyncio.sleep(0.5)
-        assert line.text.startswith("CoreDNS (prometheus, rate 1m): ")
-        assert "NOERROR" in line.text and "p95" in line.text and "cache hits" in line.text
-    finally:
-        if running is not None:
-            running.stop()
-        stop.set()
-        driver.join(5)
-        server.stop()
+    with simulator_metrics("dns-overload") as server:
+        running, message = start_demo_prometheus(server.url)
+        try:
+            assert running is not None, message
+            feed = PrometheusFeed(PrometheusConfig(running.url))
+            feed.state = "ready"
+            deadline = time.monotonic() + 60
+            while True:
+                line = await fetch_coredns_line(feed, 60)
+                if line.available and " req/s" in line.text and "0.0 req/s" not in line.text:
+                    break
+                assert time.monotonic() < deadline, line.text
+                await asyncio.sleep(0.5)
+            assert line.text.startswith("CoreDNS (prometheus, rate 1m): ")
+            assert "NOERROR" in line.text and "p95" in line.text and "cache hits" in line.text
+        finally:
+            if running is not None:
+                running.stop()

@@ -7,17 +7,12 @@ test polls with a deadline until the signals show the broken phase, never sleepi
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 import pytest
-from prometheus_fixture import require_binary
+from prometheus_fixture import require_binary, simulator_metrics
 
 from kcockpit.model.red import Scope
-from kcockpit.sim.metrics import serve_simulator_metrics
-from kcockpit.sim.scenario import Scenario
-from kcockpit.sim.traffic import Simulator
-from kcockpit.sim.world import World
 from kcockpit.sources.prometheus_runner import start_demo_prometheus
 from kcockpit.sources.signals import LABELS_CONTEXT, discover_label_mode, fetch_dns_health, fetch_golden_signals
 from kcockpit.wire.prometheus import PrometheusClient
@@ -30,20 +25,8 @@ FRONTEND = Scope("otel-demo", "frontend")
 @pytest.fixture(scope="module")
 def broken_cluster():
     """The simulator in the broken phase, emitting in real time from a thread, with /metrics served."""
-    simulator = Simulator(World.build(3), seed=3, scenario=Scenario(mode="broken"), rate=600)
-    exporter, server = serve_simulator_metrics(simulator, "127.0.0.1", 0)
-    stop = threading.Event()
-
-    def drive() -> None:
-        while not stop.wait(0.05):
-            simulator.advance()
-
-    driver = threading.Thread(target=drive, name="simulator", daemon=True)
-    driver.start()
-    yield server
-    stop.set()
-    driver.join(5)
-    server.stop()
+    with simulator_metrics("broken") as server:
+        yield server
 
 
 async def test_prometheus_scraping_the_simulator_sees_the_dns_outage(broken_cluster):
