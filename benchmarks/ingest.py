@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
 import grpc  # noqa: E402
 
 from kcockpit.application.aggregation import StreamFeed  # noqa: E402
+from kcockpit.application.collector import defer_full_collections  # noqa: E402
 from kcockpit.model.store import DEFAULT_CAPACITY, FlowStore  # noqa: E402
 from kcockpit.sources.hubble import FlowStream, StreamStatus  # noqa: E402
 from kcockpit.cli_options import add_connection_arguments, connection_from_args  # noqa: E402
@@ -90,12 +91,7 @@ async def run(args: argparse.Namespace) -> dict:
     mark = 0
     peak_rss = rss_mb()
     collections = FullCollections()
-    # The collector as the cockpit sets it (ui/app.py, _tame_garbage_collector): records are
-    # freed by reference counting, full collections run once a minute, not every few seconds.
-    young, middle, _ = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(young, middle, 1_000_000)
+    defer_full_collections()  # the collector as the cockpit sets it
     gc.callbacks.append(collections)
     started = time.perf_counter()
     cpu_started = time.process_time()

@@ -14,7 +14,7 @@ from kcockpit.application.session import DemoSession
 
 
 async def test_the_full_collection_timer_fires_and_the_app_keeps_running(monkeypatch) -> None:
-    monkeypatch.setattr(app_module, "FULL_GC_INTERVAL", 0.1)  # once a minute in real use
+    monkeypatch.setattr(app_module, "FULL_GC_INTERVAL_S", 0.1)  # once a minute in real use
     collections: list[int] = []
 
     def count_full_collections(phase: str, info: dict) -> None:

@@ -26,6 +26,7 @@ from textual.widgets import ContentSwitcher, Footer
 
 from kcockpit.application.session import Session
 from kcockpit.application.status import StatusInfo
+from kcockpit.application.collector import FULL_GC_INTERVAL_S, defer_full_collections, restore_collections
 from kcockpit.ui.export import default_export_dir
 from kcockpit.ui.hangup import on_hangup
 from kcockpit.ui.tabs import TABS, CockpitTab, TabContext
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 STATUS_INTERVAL = 1 / 5  # seconds between status bar updates (5 Hz)
 REFRESH_INTERVAL = 1 / 4  # seconds between refresh_tab calls on the tab shown (4 Hz)
 NODES_INTERVAL = 5.0  # seconds between ServerStatus polls
-FULL_GC_INTERVAL = 60.0  # seconds between the app's own full garbage collections
 FIRST_FRAME_WAIT_S = 1.0  # the session's background parts start then at the latest, flows shown or not
 FIRST_FRAME_POLL_S = 1 / 20
 MIN_SIZE = (80, 24)
@@ -138,7 +138,7 @@ class CockpitApp(App[int]):
         self._node_counts: tuple[int, int] | None = None
         self._restarts_told = 0  # aggregator restarts already announced
         self._too_small = False
-        self._gc_thresholds = gc.get_threshold()
+        self._gc_thresholds = gc.get_threshold()  # restored on unmount
         for custom in THEMES.values():
             self.register_theme(custom)
         self.theme = THEMES[theme].name
@@ -245,20 +245,13 @@ class CockpitApp(App[int]):
         loop.call_soon_threadsafe(self.exit)
 
     async def on_unmount(self) -> None:
-        gc.set_threshold(*self._gc_thresholds)
-        gc.unfreeze()
+        restore_collections(self._gc_thresholds)
         await self.session.stop()
 
     def _tame_garbage_collector(self) -> None:
-        """Python's automatic full collections walk every live object: with a quarter million
-        flow records that is a 100+ ms freeze every few seconds at 20k flows/s. Records are
-        freed by reference counting (no cycles), so full collections run here once a minute
-        instead, and the objects of the app itself are frozen out of them."""
-        young, middle, _ = self._gc_thresholds
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(young, middle, 1_000_000)
-        self.set_interval(FULL_GC_INTERVAL, self._collect_garbage)
+        """Full collections once a minute, not every few seconds (application.collector)."""
+        self._gc_thresholds = defer_full_collections()
+        self.set_interval(FULL_GC_INTERVAL_S, self._collect_garbage)
 
     def _collect_garbage(self) -> None:
         # A method, not gc.collect itself: Textual's timers inspect the callback's
