@@ -110,6 +110,7 @@ class StreamCall:
         self._cancelled = False
         self._socket: socket.socket | None = None
         self._shutter: socket.socket | None = None  # a dup of the TCP socket, for cancel()
+        self.authority = ""  # the request's :authority, known once connected
 
     def __iter__(self) -> Iterator[bytes]:
         return chain.from_iterable(self.batches())
@@ -275,7 +276,6 @@ class _Reader:
     def __init__(self, call: StreamCall, sock: socket.socket) -> None:
         self.call = call
         self.sock = sock
-        self.peer_max_frame = DEFAULT_MAX_FRAME
         self.decoder = hpack.Decoder()
         self.header_block = bytearray()  # a HEADERS block still waiting for its CONTINUATION
         self.header_end_stream = False
@@ -445,10 +445,8 @@ class _Reader:
     def _control(self, kind: int, flags: int, stream: int, payload: bytes) -> None:
         if kind == SETTINGS:
             if not flags & ACK:
-                for offset in range(0, len(payload) - 5, 6):
-                    key, value = struct.unpack_from(">HI", payload, offset)
-                    if key == SETTINGS_MAX_FRAME_SIZE:
-                        self.peer_max_frame = value
+                # Nothing in the server's settings matters here: our only frames (the
+                # request, sent first) already fit the smallest limits a server may set.
                 self.sock.sendall(_frame(SETTINGS, ACK, 0, b""))
                 self.settings_seen = True
         elif kind == PING:
