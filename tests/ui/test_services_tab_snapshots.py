@@ -32,6 +32,8 @@ def _show(select: tuple[str, str] | None = None, keys: tuple[str, ...] = (), pro
             tab._update_signals()
         if keys:
             await pilot.press(*keys)
+            # A key that moves the cursor redraws the signals panel at the next refresh (4 Hz).
+            await wait_until(lambda: not tab._signals_stale, pilot)
         await pilot.pause()
 
     return run_before
